@@ -1,0 +1,33 @@
+"""stethoscope: watch a running Python program live.
+
+    import stethoscope
+    mon = stethoscope.trace()      # prints the URL of the live page
+    ...
+    stethoscope.stop()
+
+See README.md for the whole API.
+"""
+
+from __future__ import annotations
+
+from . import files
+from .api import AlreadyRunningError, current, stop, trace
+from .config import ConfigError
+from .model import Snapshot
+from .monitor import Monitor
+from .server import PortInUseError
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AlreadyRunningError",
+    "ConfigError",
+    "Monitor",
+    "PortInUseError",
+    "Snapshot",
+    "__version__",
+    "current",
+    "files",
+    "stop",
+    "trace",
+]

@@ -1,0 +1,164 @@
+"""The command line: ``stethoscope run``, ``stethoscope demo``.
+
+Options mirror ``trace()``'s parameters. Everything after the script (or after
+``-m module``) belongs to the target, untouched.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+from . import __version__, files
+from .api import stop, trace
+from .config import MODES, ConfigError
+from .files import FileFilter
+from .runner import TargetError, reraise_silently, run_module, run_script
+from .server import PortInUseError
+
+PROG = "stethoscope"
+
+
+def _files_filter(spec: str) -> FileFilter:
+    if spec == "user":
+        return files.user
+    if spec == "all":
+        return files.all
+    kind, sep, value = spec.partition(":")
+    if sep and value and kind == "contains":
+        return files.path_contains(*value.split(","))
+    if sep and value and kind == "regex":
+        try:
+            return files.contains_regex(value)
+        except Exception as exc:
+            raise argparse.ArgumentTypeError(f"bad regular expression {value!r}: {exc}") from None
+    raise argparse.ArgumentTypeError(
+        f"{spec!r} is not a files filter: use user, all, contains:PART[,PART...] or regex:PATTERN"
+    )
+
+
+def _monitor_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("monitor options (as in stethoscope.trace())")
+    group.add_argument("--host", default="127.0.0.1",
+                       help="address to serve on (default: 127.0.0.1, loopback only)")
+    group.add_argument("--port", type=int, default=None,
+                       help="port to serve on (default: 9999, or a free one if busy; 0 = any)")
+    group.add_argument("--browser", action="store_true", help="open the page in a browser")
+    group.add_argument("--mode", choices=MODES, default="auto",
+                       help="sample: sampled time; trace: exact line counts; auto: the best "
+                            "for this interpreter (default)")
+    group.add_argument("--files", type=_files_filter, default=files.user, metavar="FILTER",
+                       help="which files to show: user (default), all, contains:PART[,PART], "
+                            "regex:PATTERN")
+    group.add_argument("--keep-serving", action="store_true",
+                       help="keep serving the final picture after the program ends, until "
+                            "Ctrl+C (daemon=False)")
+    group.add_argument("--token", default=None, help="access token (default: a random one)")
+    group.add_argument("--sample-hz", type=float, default=100.0,
+                       help="stack samples per second (default: 100)")
+    group.add_argument("--window", type=int, default=10,
+                       help="seconds of recent heat (default: 10)")
+    group.add_argument("--quiet", action="store_true", help="do not print the URL")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG, description="Watch a running Python program live.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands.required = True
+    run = commands.add_parser(
+        "run", help="run a script or module under the monitor",
+        usage=f"{PROG} run [options] (script.py | -m module) [args ...]")
+    _monitor_options(run)
+    run.add_argument("-m", dest="module", metavar="MODULE", help="run a library module")
+    demo = commands.add_parser("demo", help="run a bundled workload to see every panel at work")
+    _monitor_options(demo)
+    demo.add_argument("--duration", type=float, default=None,
+                      help="seconds to run (default: until Ctrl+C)")
+    return parser
+
+
+def _split_target(argv: list[str]) -> tuple[list[str], list[str]]:
+    """Options for us, and the target's words: the script or ``-m module`` and its args."""
+    takes_value = {"--host", "--port", "--mode", "--files", "--token", "--sample-hz",
+                   "--window", "--duration"}
+    for i, word in enumerate(argv):
+        if word == "-m":
+            return argv[:i + 2], argv[i + 2:]
+        if word == "--":
+            return argv[:i], argv[i + 1:]
+        if not word.startswith("-") and (i == 0 or argv[i - 1] not in takes_value):
+            return argv[:i], argv[i:]
+    return argv, []
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = _parser()
+    if argv and argv[0] == "run":
+        ours, target = _split_target(argv[1:])
+        args = parser.parse_args(["run", *ours])
+        if args.module is None:
+            if not target:
+                parser.error("run needs a script (stethoscope run script.py) or -m module")
+            args.script, args.args = target[0], target[1:]
+        else:
+            args.script, args.args = None, target
+    else:
+        args = parser.parse_args(argv)
+    if args.command == "run":
+        return _run(parser, args)
+    return _demo(parser, args)
+
+
+def _start(parser: argparse.ArgumentParser, args: argparse.Namespace, file_filter: FileFilter
+           ) -> None:
+    try:
+        trace(file_filter, host=args.host, port=args.port, browser=args.browser,
+              daemon=not args.keep_serving, mode=args.mode, token=args.token,
+              sample_hz=args.sample_hz, window=args.window, quiet=args.quiet)
+    except (ConfigError, PortInUseError, OSError) as exc:
+        parser.exit(2, f"{PROG}: error: {exc}\n")
+
+
+def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    if args.script is not None and not os.path.exists(args.script):
+        parser.exit(2, f"{PROG}: error: can't open file "
+                       f"{os.path.abspath(args.script)!r}: no such file\n")
+    _start(parser, args, args.files)
+    try:
+        if args.module is not None:
+            run_module(args.module, args.args)
+        else:
+            run_script(args.script, args.args)
+    except TargetError as exc:
+        stop()
+        parser.exit(2, f"{PROG}: error: {exc}\n")
+    except SystemExit:
+        raise
+    except BaseException as exc:
+        reraise_silently(exc)
+    return 0
+
+
+def _demo(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    from .demo import workload
+
+    demo_dir = os.path.dirname(os.path.abspath(workload.__file__))
+    chosen = args.files
+
+    def demo_filter(path: str) -> bool:
+        return path.startswith(demo_dir) or chosen(path)
+
+    _start(parser, args, demo_filter)
+    script_args = [] if args.duration is None else ["--duration", str(args.duration)]
+    try:
+        run_script(workload.__file__, script_args)
+    except SystemExit:
+        raise
+    except BaseException as exc:
+        reraise_silently(exc)
+    return 0

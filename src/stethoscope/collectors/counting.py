@@ -1,0 +1,61 @@
+"""Per-thread line counters for the exact-count collectors, and their folding.
+
+Each thread increments only its own dict, so no increment is ever lost to a
+race between threads. A folding thread copies each dict (a single C call,
+atomic under the GIL), turns the difference to the previous copy into
+(file id, line) deltas and hands them to the Store. Dicts of threads that
+ended are folded one last time and dropped, so memory follows live threads.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+from types import CodeType
+
+from ..model import Store
+from .filters import Resolver
+
+CodeLine = tuple[CodeType, int]
+
+
+class ThreadCounters:
+    def __init__(self, store: Store, resolver: Resolver) -> None:
+        self._store = store
+        self._resolver = resolver
+        self._lock = threading.Lock()  # guards _live against concurrent new threads
+        # serial -> (thread ident, live counts, copy at the last fold)
+        self._live: dict[int, tuple[int, dict[CodeLine, int], dict[CodeLine, int]]] = {}
+        self._serial = 0
+
+    def new(self) -> dict[CodeLine, int]:
+        """A fresh counts dict for the calling thread."""
+        counts: dict[CodeLine, int] = {}
+        with self._lock:
+            self._serial += 1
+            self._live[self._serial] = (threading.get_ident(), counts, {})
+        return counts
+
+    def fold(self) -> None:
+        # Entries first, then the live threads: an entry whose thread is missing
+        # from the later list has ended and cannot count any more.
+        with self._lock:
+            entries = list(self._live.items())
+        alive = sys._current_frames().keys()
+        deltas: dict[tuple[str, int], int] = {}
+        resolve = self._resolver
+        for serial, (ident, counts, before) in entries:
+            now = counts.copy()
+            for key, n in now.items():
+                diff = n - before.get(key, 0)
+                if diff:
+                    fid = resolve(key[0].co_filename)
+                    if fid is not None:
+                        line = (fid, key[1])
+                        deltas[line] = deltas.get(line, 0) + diff
+            if ident in alive:
+                self._live[serial] = (ident, counts, now)
+            else:
+                with self._lock:
+                    self._live.pop(serial, None)
+        self._store.add_hits(deltas)

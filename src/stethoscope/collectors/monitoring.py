@@ -1,0 +1,122 @@
+"""Exact line counts on 3.12+ through ``sys.monitoring`` (PEP 669).
+
+PY_START is the only global event. Its callback decides once per code object:
+a code object in a monitored file gets LINE events switched on locally; every
+PY_START location returns DISABLE, so after the first call of any function,
+monitored or not, it runs at full speed. Code that is already running when
+``start()`` is called (any thread) is armed by walking every thread's stack.
+
+The tool id is taken from a fallback list (profiler first); if every id is
+taken, ``start()`` raises CollectorUnavailable naming the holders.
+``stop()`` turns off every event it turned on, unregisters its callbacks and
+frees the id, and never touches another tool's id.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+from collections.abc import Callable
+from types import CodeType, FrameType
+from typing import Any
+
+from .counting import ThreadCounters
+from .filters import Resolver
+
+TOOL_NAME = "stethoscope"
+
+
+def _tool_ids() -> tuple[int, ...]:
+    mon = sys.monitoring
+    return (mon.PROFILER_ID, 3, 4, mon.OPTIMIZER_ID)
+
+
+class MonitoringTracer:
+    name = "trace"
+
+    def __init__(self, resolver: Resolver, counters: ThreadCounters,
+                 on_fault: Callable[[str], None]) -> None:
+        self._resolver = resolver
+        self._counters = counters
+        self._on_fault = on_fault
+        self._tool: int | None = None
+        self._armed: set[CodeType] = set()
+        self._local = threading.local()
+
+    def start(self) -> None:
+        from . import CollectorUnavailable
+
+        mon = sys.monitoring
+        for tool in _tool_ids():
+            if mon.get_tool(tool) is None:
+                try:
+                    mon.use_tool_id(tool, TOOL_NAME)
+                except ValueError:  # taken between the check and the call
+                    continue
+                self._tool = tool
+                break
+        else:
+            holders = ", ".join(f"{i}={mon.get_tool(i)}" for i in _tool_ids())
+            raise CollectorUnavailable(
+                f"exact line counts need a free sys.monitoring tool id, and all are taken "
+                f"({holders}); showing sampled time instead"
+            )
+        tool = self._tool
+        mon.register_callback(tool, mon.events.PY_START, self._on_start)
+        mon.register_callback(tool, mon.events.LINE, self._make_line_callback())
+        mon.set_events(tool, mon.events.PY_START)
+        for top in sys._current_frames().values():
+            frame: FrameType | None = top
+            while frame is not None:
+                self._arm(frame.f_code)
+                frame = frame.f_back
+
+    def _arm(self, code: CodeType) -> None:
+        if code in self._armed or self._tool is None:
+            return
+        if self._resolver(code.co_filename) is not None:
+            sys.monitoring.set_local_events(self._tool, code, sys.monitoring.events.LINE)
+            self._armed.add(code)
+
+    def _on_start(self, code: CodeType, offset: int) -> Any:
+        try:
+            self._arm(code)
+        except Exception as exc:
+            self._fault(exc)
+        return sys.monitoring.DISABLE
+
+    def _make_line_callback(self) -> Callable[[CodeType, int], Any]:
+        local = self._local
+        new_counts = self._counters.new
+        fault = self._fault
+
+        def on_line(code: CodeType, line: int) -> None:
+            try:
+                counts = local.counts
+            except AttributeError:
+                counts = local.counts = new_counts()
+            try:
+                key = (code, line)
+                counts[key] = counts.get(key, 0) + 1
+            except Exception as exc:  # e.g. MemoryError; never reach the user's code
+                fault(exc)
+
+        return on_line
+
+    def _fault(self, exc: BaseException) -> None:
+        self.stop()
+        self._on_fault(f"exact line counting stopped after an internal error: "
+                       f"{type(exc).__name__}: {exc}")
+
+    def stop(self) -> None:
+        tool, self._tool = self._tool, None
+        if tool is None:
+            return
+        mon = sys.monitoring
+        mon.set_events(tool, mon.events.NO_EVENTS)
+        for code in self._armed:
+            mon.set_local_events(tool, code, mon.events.NO_EVENTS)
+        self._armed.clear()
+        mon.register_callback(tool, mon.events.PY_START, None)
+        mon.register_callback(tool, mon.events.LINE, None)
+        mon.free_tool_id(tool)

@@ -1,0 +1,128 @@
+"""Exact line counts on 3.10/3.11 through ``sys.settrace``.
+
+The global trace function is called for every new frame; it returns the
+counting local tracer only for frames of monitored files, so other frames pay
+only that call. New threads get the tracer through ``threading.settrace``; the
+thread calling ``start()`` gets it directly, and its frames already on the stack
+are traced from their next line on. Threads already running elsewhere cannot
+be traced on these versions (CPython offers no way to set another thread's
+trace function): the sampler still sees them, and a note says so.
+
+``stop()`` restores the previous ``sys.gettrace()`` of the calling thread and
+the previous ``threading`` hook; other threads drop the tracer at their next
+traced event.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+from collections.abc import Callable
+from types import FrameType
+from typing import Any, cast
+
+from .counting import ThreadCounters
+from .filters import Resolver
+
+TraceFunc = Callable[[FrameType, str, Any], Any]
+
+NOTE_RUNNING_THREADS = (
+    "exact counts on Python < 3.12 cover the thread that called trace() and threads "
+    "started after it; threads already running are sampled, not counted"
+)
+
+
+class SettraceTracer:
+    name = "trace"
+
+    def __init__(self, resolver: Resolver, counters: ThreadCounters,
+                 on_fault: Callable[[str], None]) -> None:
+        self._resolver = resolver
+        self._counters = counters
+        self._on_fault = on_fault
+        self._active = False
+        self._prev_sys: TraceFunc | None = None
+        self._prev_threading: TraceFunc | None = None
+        self._caller: int | None = None
+
+    def start(self) -> None:
+        self._prev_sys = cast("TraceFunc | None", sys.gettrace())
+        self._prev_threading = cast("TraceFunc | None", threading.gettrace())
+        self._active = True
+        self._caller = threading.get_ident()
+        threading.settrace(self._thread_entry)
+        global_trace, local_trace = self._tracers(restore=self._prev_sys)
+        sys.settrace(global_trace)
+        # Frames already running in this thread: trace them from their next line.
+        frame: FrameType | None = sys._getframe(1)
+        while frame is not None:
+            if self._resolver(frame.f_code.co_filename) is not None:
+                frame.f_trace = local_trace
+            frame = frame.f_back
+
+    def _thread_entry(self, frame: FrameType, event: str, arg: Any) -> Any:
+        """Runs as the first trace call of every new thread: install its tracer."""
+        if not self._active:
+            sys.settrace(self._prev_threading)
+            return self._prev_threading(frame, event, arg) if self._prev_threading else None
+        global_trace, _ = self._tracers(restore=self._prev_threading)
+        sys.settrace(global_trace)
+        return global_trace(frame, event, arg)
+
+    def _tracers(self, restore: TraceFunc | None) -> tuple[TraceFunc, TraceFunc]:
+        """A (global, local) pair bound to a fresh counts dict for the calling thread.
+
+        ``restore`` is the trace function this thread gets back once stopped.
+        """
+        counts = self._counters.new()
+        resolve = self._resolver
+        cache = resolve.cache
+        tracer = self
+
+        def local_trace(frame: FrameType, event: str, arg: Any) -> Any:
+            if event == "line":
+                try:
+                    key = (frame.f_code, frame.f_lineno)
+                    counts[key] = counts.get(key, 0) + 1
+                except Exception as exc:
+                    tracer._fault(exc)
+                    return None
+            return local_trace if tracer._active else None
+
+        def global_trace(frame: FrameType, event: str, arg: Any) -> Any:
+            if not tracer._active:
+                sys.settrace(restore)
+                return None
+            filename = frame.f_code.co_filename
+            try:
+                fid = cache[filename] if filename in cache else resolve(filename)
+            except Exception as exc:
+                tracer._fault(exc)
+                return None
+            return local_trace if fid is not None else None
+
+        local_trace.stethoscope = True  # type: ignore[attr-defined]
+        return global_trace, local_trace
+
+    def _fault(self, exc: BaseException) -> None:
+        self._active = False
+        self._on_fault(f"exact line counting stopped after an internal error: "
+                       f"{type(exc).__name__}: {exc}")
+
+    def stop(self) -> None:
+        if not self._active and self._caller is None:
+            return
+        self._active = False
+        threading.settrace(self._prev_threading)
+        # From another thread, the thread that called start() drops the tracer
+        # at its next call event instead (see global_trace).
+        if threading.get_ident() == self._caller:
+            sys.settrace(self._prev_sys)
+        self._caller = None
+        # Frames of the current thread that carry our local tracer stop at their
+        # next line event, because local_trace returns None once inactive.
+        frame: FrameType | None = sys._getframe(1)
+        while frame is not None:
+            if getattr(frame.f_trace, "stethoscope", False):
+                frame.f_trace = None
+            frame = frame.f_back

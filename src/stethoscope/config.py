@@ -1,0 +1,84 @@
+"""The monitor's settings: one frozen, validated record built by ``trace()``."""
+
+from __future__ import annotations
+
+import ipaddress
+import secrets
+from dataclasses import dataclass, field
+from typing import Literal, get_args
+
+from . import files as _files
+from .files import FileFilter
+
+Mode = Literal["auto", "sample", "trace"]
+MODES: tuple[str, ...] = get_args(Mode)
+DEFAULT_PORT = 9999
+
+
+class ConfigError(ValueError):
+    """A bad argument to ``trace()`` or the CLI; the message says what to pass instead."""
+
+
+def new_token() -> str:
+    return secrets.token_urlsafe(18)
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    files: FileFilter = _files.user
+    host: str = "127.0.0.1"
+    # None: DEFAULT_PORT, or a free port when that one is busy. An explicit port
+    # that is busy is an error; 0 asks the OS for a free port.
+    port: int | None = None
+    browser: bool = False
+    daemon: bool = True
+    mode: Mode = "auto"
+    processes: bool = True
+    token: str = field(default_factory=new_token)
+    sample_hz: float = 100.0
+    window: int = 10
+    quiet: bool = False
+
+    def __post_init__(self) -> None:
+        if not callable(self.files):
+            raise ConfigError(
+                f"files must be a callable(path) -> bool such as stethoscope.files.user, "
+                f"not {self.files!r}"
+            )
+        if not isinstance(self.host, str) or not self.host:
+            raise ConfigError(f"host must be a host name or IP address string, not {self.host!r}")
+        if self.port is not None and (
+            isinstance(self.port, bool) or not isinstance(self.port, int)
+            or not 0 <= self.port <= 65535
+        ):
+            raise ConfigError(f"port must be an int from 0 to 65535 (0 = any free port), "
+                              f"not {self.port!r}")
+        if self.mode not in MODES:
+            raise ConfigError(f"mode must be one of {', '.join(MODES)}, not {self.mode!r}")
+        if not isinstance(self.token, str) or len(self.token) < 8 or not self.token.isascii() \
+                or not all(c.isalnum() or c in "-_." for c in self.token):
+            raise ConfigError("token must be at least 8 characters of letters, digits, '-', "
+                              "'_' or '.'; leave it out for a random one")
+        if isinstance(self.sample_hz, bool) or not isinstance(self.sample_hz, (int, float)) \
+                or not 1 <= self.sample_hz <= 1000:
+            raise ConfigError(f"sample_hz must be a number from 1 to 1000, not {self.sample_hz!r}")
+        if isinstance(self.window, bool) or not isinstance(self.window, int) \
+                or not 1 <= self.window <= 3600:
+            raise ConfigError(f"window must be a whole number of seconds from 1 to 3600, "
+                              f"not {self.window!r}")
+        for name in ("browser", "daemon", "processes", "quiet"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"{name} must be True or False, not {getattr(self, name)!r}")
+
+    @property
+    def loopback(self) -> bool:
+        return is_loopback(self.host)

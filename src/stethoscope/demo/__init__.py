@@ -1,0 +1,1 @@
+"""The bundled demo workload that ``stethoscope demo`` runs."""

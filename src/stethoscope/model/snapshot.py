@@ -1,0 +1,195 @@
+"""Immutable, schema-versioned snapshots of everything the monitor knows.
+
+A snapshot is what every client reads (page, terminal view, recordings, child
+reports). ``to_dict``/``from_dict`` round-trip exactly; docs/http-api.md is the
+written form of this schema. Bump SCHEMA_VERSION on any incompatible change.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Literal
+
+SCHEMA_VERSION = 1
+
+LINE_FIELDS: tuple[str, ...] = (
+    "line",
+    "hits_recent",
+    "hits_total",
+    "self_recent",
+    "self_total",
+    "incl_recent",
+    "incl_total",
+)
+# A row of LINE_FIELDS: (line, hits_recent, hits_total, self_recent, ...).
+LineRow = tuple[int, int, int, int, int, int, int]
+
+State = Literal["running", "main-finished", "stopped"]
+HeatKind = Literal["time", "hits"]
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    file: str | None  # file id when the file is monitored, else None
+    path: str
+    line: int
+    func: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"file": self.file, "path": self.path, "line": self.line, "func": self.func}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Frame:
+        return cls(d["file"], d["path"], d["line"], d["func"])
+
+
+@dataclass(frozen=True, slots=True)
+class ThreadInfo:
+    ident: int
+    native_id: int | None
+    name: str
+    daemon: bool
+    alive: bool
+    main: bool
+    stack: tuple[Frame, ...]  # innermost first
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ident": self.ident,
+            "native_id": self.native_id,
+            "name": self.name,
+            "daemon": self.daemon,
+            "alive": self.alive,
+            "main": self.main,
+            "stack": [frame.to_dict() for frame in self.stack],
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ThreadInfo:
+        stack = tuple(Frame.from_dict(f) for f in d["stack"])
+        return cls(d["ident"], d["native_id"], d["name"], d["daemon"], d["alive"], d["main"], stack)
+
+
+@dataclass(frozen=True, slots=True)
+class FileHeat:
+    id: str
+    path: str
+    name: str
+    lines: tuple[LineRow, ...]  # sorted by line number
+
+    def sum(self, field: str) -> int:
+        index = LINE_FIELDS.index(field)
+        return sum(row[index] for row in self.lines)
+
+    def line(self, lineno: int) -> LineRow | None:
+        for row in self.lines:
+            if row[0] == lineno:
+                return row
+        return None
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"id": self.id, "path": self.path, "name": self.name}
+        for field in LINE_FIELDS[1:]:
+            d[field] = self.sum(field)
+        d["lines"] = [list(row) for row in self.lines]
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> FileHeat:
+        rows = tuple(tuple(row) for row in d["lines"])
+        return cls(d["id"], d["path"], d["name"], rows)
+
+
+@dataclass(frozen=True, slots=True)
+class NowLine:
+    file: str
+    line: int
+    thread: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"file": self.file, "line": self.line, "thread": self.thread}
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    pid: int
+    argv: tuple[str, ...]
+    python: str
+    started: float
+    time: float
+    state: State
+    mode: str
+    heat: HeatKind
+    window: int
+    sample_hz_requested: float
+    sample_hz_achieved: float
+    files: tuple[FileHeat, ...]  # most active first
+    now: tuple[NowLine, ...]
+    threads: tuple[ThreadInfo, ...]
+    notes: tuple[str, ...]
+    schema: int = SCHEMA_VERSION
+
+    def file(self, name_or_id: str) -> FileHeat | None:
+        """The file with this id, path or base name (the first one, for a base name)."""
+        for f in self.files:
+            if name_or_id in (f.id, f.path, f.name):
+                return f
+        return None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema": self.schema,
+            "pid": self.pid,
+            "argv": list(self.argv),
+            "python": self.python,
+            "started": self.started,
+            "time": self.time,
+            "state": self.state,
+            "mode": self.mode,
+            "heat": self.heat,
+            "window": self.window,
+            "sample_hz": {
+                "requested": self.sample_hz_requested,
+                "achieved": self.sample_hz_achieved,
+            },
+            "line_fields": list(LINE_FIELDS),
+            "files": [f.to_dict() for f in self.files],
+            "now": [n.to_dict() for n in self.now],
+            "threads": [t.to_dict() for t in self.threads],
+            "notes": list(self.notes),
+        }
+
+    def to_json(self) -> bytes:
+        return json.dumps(self.to_dict(), separators=(",", ":")).encode()
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Snapshot:
+        if d.get("schema") != SCHEMA_VERSION:
+            raise ValueError(
+                f"snapshot schema {d.get('schema')!r} is not supported "
+                f"(this stethoscope reads schema {SCHEMA_VERSION})"
+            )
+        if tuple(d["line_fields"]) != LINE_FIELDS:
+            raise ValueError(f"unexpected line_fields {d['line_fields']!r}")
+        return cls(
+            pid=d["pid"],
+            argv=tuple(d["argv"]),
+            python=d["python"],
+            started=d["started"],
+            time=d["time"],
+            state=d["state"],
+            mode=d["mode"],
+            heat=d["heat"],
+            window=d["window"],
+            sample_hz_requested=d["sample_hz"]["requested"],
+            sample_hz_achieved=d["sample_hz"]["achieved"],
+            files=tuple(FileHeat.from_dict(f) for f in d["files"]),
+            now=tuple(NowLine(n["file"], n["line"], n["thread"]) for n in d["now"]),
+            threads=tuple(ThreadInfo.from_dict(t) for t in d["threads"]),
+            notes=tuple(d["notes"]),
+        )
+
+    @classmethod
+    def from_json(cls, data: bytes | str) -> Snapshot:
+        return cls.from_dict(json.loads(data))

@@ -1,0 +1,167 @@
+"""The lock-guarded store that collectors write into and snapshots are read from.
+
+Collectors hand over flat facts keyed by (file id, line): exact hit counts,
+self samples and inclusive samples, plus the latest per-thread stacks. All
+methods are short and take one lock, so a collector thread never waits long.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+
+from .heat import HeatRing
+from .snapshot import FileHeat, HeatKind, LineRow, NowLine, Snapshot, State, ThreadInfo
+
+LineKey = tuple[str, int]  # (file id, line number)
+
+MAX_NOTES = 20
+
+
+def file_id_for(path: str) -> str:
+    """A stable, opaque id for a source path; the same in every process."""
+    return hashlib.sha256(os.fsencode(path)).hexdigest()[:12]
+
+
+class Store:
+    def __init__(
+        self,
+        window: int,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._lock = threading.Lock()
+        self._clock = clock
+        self.window = window
+        self._paths: dict[str, str] = {}  # file id -> path
+        self._hits: HeatRing[LineKey] = HeatRing(window)
+        self._self: HeatRing[LineKey] = HeatRing(window)
+        self._incl: HeatRing[LineKey] = HeatRing(window)
+        self._threads: tuple[ThreadInfo, ...] = ()
+        self._now: tuple[NowLine, ...] = ()
+        self._notes: list[str] = []
+        self._samples = 0
+        self._first_sample: float | None = None
+        self._last_sample: float | None = None
+
+    # -- writing (collectors) -------------------------------------------------
+
+    def register_file(self, path: str) -> str:
+        fid = file_id_for(path)
+        with self._lock:
+            self._paths.setdefault(fid, path)
+        return fid
+
+    def add_hits(self, counts: Mapping[LineKey, int]) -> None:
+        if counts:
+            with self._lock:
+                self._hits.add(counts, int(self._clock()))
+
+    def add_samples(
+        self,
+        self_counts: Mapping[LineKey, int],
+        incl_counts: Mapping[LineKey, int],
+        ticks: int,
+    ) -> None:
+        """Fold ``ticks`` sampler ticks' worth of self and inclusive counts."""
+        now = self._clock()
+        with self._lock:
+            second = int(now)
+            self._self.add(self_counts, second)
+            self._incl.add(incl_counts, second)
+            if self._first_sample is None:
+                self._first_sample = now
+            self._last_sample = now
+            self._samples += ticks
+
+    def set_threads(self, threads: Sequence[ThreadInfo], now: Iterable[NowLine]) -> None:
+        with self._lock:
+            self._threads = tuple(threads)
+            self._now = tuple(now)
+
+    def note(self, message: str) -> bool:
+        """Record a one-line message for the user; False if it was already there."""
+        with self._lock:
+            if message in self._notes:
+                return False
+            if len(self._notes) < MAX_NOTES:
+                self._notes.append(message)
+            return True
+
+    # -- reading ------------------------------------------------------------
+
+    def path(self, file_id: str) -> str | None:
+        with self._lock:
+            return self._paths.get(file_id)
+
+    def sample_rate(self) -> float:
+        with self._lock:
+            if self._first_sample is None or self._last_sample is None:
+                return 0.0
+            span = self._last_sample - self._first_sample
+            return round((self._samples - 1) / span, 1) if span > 0 else 0.0
+
+    def snapshot(
+        self,
+        *,
+        state: State,
+        mode: str,
+        heat: HeatKind,
+        started: float,
+        sample_hz: float,
+        argv: Sequence[str],
+        python: str,
+    ) -> Snapshot:
+        achieved = self.sample_rate()
+        with self._lock:
+            second = int(self._clock())
+            rings = (self._hits, self._self, self._incl)
+            by_file: dict[str, list[LineRow]] = {}
+            for ring in rings:
+                ring.expire(second)
+            keys = set(self._hits.keys()) | set(self._self.keys()) | set(self._incl.keys())
+            for key in keys:
+                fid, line = key
+                row: LineRow = (
+                    line,
+                    self._hits.recent(key),
+                    self._hits.total(key),
+                    self._self.recent(key),
+                    self._self.total(key),
+                    self._incl.recent(key),
+                    self._incl.total(key),
+                )
+                by_file.setdefault(fid, []).append(row)
+            paths = dict(self._paths)
+            threads, now, notes = self._threads, self._now, tuple(self._notes)
+        files = [
+            FileHeat(fid, paths[fid], os.path.basename(paths[fid]), tuple(sorted(rows)))
+            for fid, rows in by_file.items()
+        ]
+        # The chosen heat first (recent, then total), then the other kind as a tie-break.
+        primary = ("hits_recent", "hits_total") if heat == "hits" else ("self_recent", "self_total")
+        files.sort(
+            key=lambda f: (f.sum(primary[0]), f.sum(primary[1]), f.sum("incl_recent"),
+                           f.sum("incl_total"), f.path),
+            reverse=True,
+        )
+        return Snapshot(
+            pid=os.getpid(),
+            argv=tuple(argv),
+            python=python,
+            started=started,
+            time=self._clock(),
+            state=state,
+            mode=mode,
+            heat=heat,
+            window=self.window,
+            sample_hz_requested=sample_hz,
+            sample_hz_achieved=achieved,
+            files=tuple(files),
+            now=now,
+            threads=threads,
+            notes=notes,
+        )

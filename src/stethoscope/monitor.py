@@ -1,0 +1,235 @@
+"""The Monitor: wires config -> collectors -> store -> server, and owns their lifetime.
+
+``start()`` binds the server first, so a bad port fails before anything in the
+program has been changed. ``stop()`` is idempotent, callable from any thread or
+an atexit handler, and bounded in time: every join has a timeout. Nothing here
+raises into the user's program once started; faults become notes.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import os
+import signal
+import sys
+import threading
+import time
+import webbrowser
+from collections.abc import Callable
+from types import FrameType
+from typing import Any
+
+from . import _compat
+from .collectors import Collector, CollectorUnavailable
+from .collectors.counting import ThreadCounters
+from .collectors.exitwatch import MainFinishedHook
+from .collectors.filters import Resolver
+from .collectors.sampler import Sampler
+from .config import DEFAULT_PORT, Config
+from .model import Snapshot, Store
+from .model.snapshot import HeatKind, State
+from .render.source import read_source, render_source
+from .server import Server
+
+SNAPSHOT_MAX_AGE = 0.1  # seconds a built snapshot is reused for other clients
+
+
+def _say(message: str) -> None:
+    """One line to stderr, unbuffered, safe during interpreter shutdown."""
+    with contextlib.suppress(OSError):
+        os.write(2, f"stethoscope: {message}\n".encode(errors="replace"))
+
+
+class Monitor:
+    def __init__(self, config: Config, *, on_stop: Callable[[Monitor], None] | None = None
+                 ) -> None:
+        self.config = config
+        self._on_stop = on_stop
+        self.store = Store(config.window)
+        self._state: State = "running"
+        self._started = time.time()
+        self._stop_lock = threading.Lock()
+        self._stopped = threading.Event()
+        self._snapshot_lock = threading.Lock()
+        self._cached: tuple[float, bytes] | None = None
+        self._sources: dict[str, bytes] = {}
+        self.resolver = Resolver(config.files, self.store, on_error=self._note)
+        self._counters = ThreadCounters(self.store, self.resolver)
+        self.mode: str = "sample"
+        self._tracer: Collector | None = None
+        self._collectors: list[Collector] = []
+        port = DEFAULT_PORT if config.port is None else config.port
+        self.server = Server(self, host=config.host, port=port, token=config.token,
+                             fallback_port=config.port is None, loopback=config.loopback)
+        host = f"[{config.host}]" if ":" in config.host else config.host
+        self.url = f"http://{host}:{self.server.port}/?token={config.token}"
+
+    # -- lifecycle -------------------------------------------------------------
+
+    def start(self) -> Monitor:
+        config = self.config
+        if config.mode == "trace":
+            self._start_tracer()
+        sampler = Sampler(self.store, self.resolver, config.sample_hz, on_fault=self._note,
+                          periodic=self._fold)
+        hook = MainFinishedHook(self._main_finished, on_fault=self._note)
+        for collector in (sampler, hook):
+            collector.start()
+            self._collectors.append(collector)
+        self.server.start()
+        atexit.register(self._at_exit)
+        if not config.quiet:
+            _say(f"serving {self.url}")
+        if config.port is None and self.server.port != DEFAULT_PORT:
+            _say(f"port {DEFAULT_PORT} was busy; using port {self.server.port}")
+        if config.browser:
+            threading.Thread(target=webbrowser.open, args=(self.url,),
+                             name="stethoscope-browser", daemon=True).start()
+        return self
+
+    def _start_tracer(self) -> None:
+        if _compat.HAS_MONITORING:
+            from .collectors.monitoring import MonitoringTracer as Tracer
+        else:
+            from .collectors.settrace import NOTE_RUNNING_THREADS
+            from .collectors.settrace import SettraceTracer as Tracer  # type: ignore[assignment]
+            self.store.note(NOTE_RUNNING_THREADS)
+        tracer = Tracer(self.resolver, self._counters, on_fault=self._tracer_fault)
+        try:
+            tracer.start()
+        except CollectorUnavailable as exc:
+            self._note(str(exc))
+            return
+        self._tracer = tracer
+        self._collectors.append(tracer)
+        self.mode = "trace"
+
+    def stop(self) -> None:
+        """Stop collecting and serving. Idempotent; safe from any thread and at exit."""
+        with self._stop_lock:
+            if self._stopped.is_set():
+                return
+            self._stopped.set()
+        try:
+            atexit.unregister(self._at_exit)
+            for collector in reversed(self._collectors):
+                try:
+                    collector.stop()
+                except Exception as exc:
+                    self._note(f"{collector.name} did not stop cleanly: {exc}")
+            self._fold()
+            self._state = "stopped"
+            self._cached = None
+            self.server.stop()
+        finally:
+            if self._on_stop is not None:
+                self._on_stop(self)
+
+    def forget_after_fork(self) -> None:
+        """In a forked child: drop hooks and sockets without touching the parent's."""
+        self._stopped.set()
+        atexit.unregister(self._at_exit)
+        for collector in self._collectors:
+            if collector is not self._tracer and collector.name != "exitwatch":
+                continue  # the sampler thread does not exist in the child
+            with contextlib.suppress(Exception):
+                collector.stop()
+        self.server.forget()
+
+    @property
+    def running(self) -> bool:
+        return not self._stopped.is_set()
+
+    def __enter__(self) -> Monitor:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        state = "running" if self.running else "stopped"
+        return f"<stethoscope.Monitor {state} mode={self.mode} url={self.url}>"
+
+    # -- exit paths ------------------------------------------------------------
+
+    def _at_exit(self) -> None:
+        self.stop()
+
+    def _main_finished(self) -> None:
+        if self.config.daemon or self._stopped.is_set():
+            return
+        self._state = "main-finished"
+        self._cached = None
+        _say(f"the main thread has finished; still serving the final picture at {self.url} "
+             f"(daemon=False). Press Ctrl+C or send SIGTERM to end.")
+        previous = _install_sigterm(self._stopped.set)
+        try:
+            while not self._stopped.wait(0.2):
+                pass
+        except KeyboardInterrupt:
+            pass
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
+        self.stop()
+
+    # -- data --------------------------------------------------------------------
+
+    def _note(self, message: str) -> None:
+        if self.store.note(message) and not self.config.quiet:
+            _say(message)
+
+    def _tracer_fault(self, message: str) -> None:
+        self._note(message)
+        self.mode = "sample"
+
+    def _fold(self) -> None:
+        if self._tracer is not None:
+            self._counters.fold()
+
+    def snapshot(self) -> Snapshot:
+        heat: HeatKind = "hits" if self.mode == "trace" else "time"
+        return self.store.snapshot(
+            state=self._state, mode=self.mode, heat=heat, started=self._started,
+            sample_hz=self.config.sample_hz, argv=sys.argv, python=_compat.PY_VERSION,
+        )
+
+    def snapshot_json(self) -> bytes:
+        with self._snapshot_lock:
+            now = time.monotonic()
+            if self._cached is not None and now - self._cached[0] < SNAPSHOT_MAX_AGE:
+                return self._cached[1]
+            data = self.snapshot().to_json()
+            self._cached = (now, data)
+            return data
+
+    def source_json(self, file_id: str) -> bytes | None:
+        import json
+
+        path = self.store.path(file_id)
+        if path is None:
+            return None
+        cached = self._sources.get(file_id)
+        if cached is None:
+            try:
+                text = read_source(path)
+            except (OSError, SyntaxError, UnicodeError):
+                text = "# stethoscope: the source of this file could not be read\n"
+            cached = json.dumps(render_source(file_id, path, os.path.basename(path), text),
+                                separators=(",", ":")).encode()
+            self._sources[file_id] = cached
+        return cached
+
+
+def _install_sigterm(handler: Callable[[], None]) -> Any:
+    """While waiting at exit, SIGTERM means "end now", if the program left it alone."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        return None
+
+    def on_sigterm(signum: int, frame: FrameType | None) -> None:
+        handler()
+
+    return signal.signal(signal.SIGTERM, on_sigterm)

@@ -1,0 +1,1 @@
+"""Renderers: turn snapshots and sources into what clients show."""

@@ -1,0 +1,302 @@
+"""A small, locked-down HTTP server for the page, the JSON API and the event stream.
+
+* stdlib ``ThreadingHTTPServer`` with daemon handler threads, never joined on close;
+  its accept loop runs in a daemon thread and wakes at once on ``stop()`` through a
+  socket pair, so stopping takes milliseconds even with event streams open.
+* Every request needs the token (query parameter, or the cookie the page request
+  sets); the ``Host`` header must name the loopback address the server is bound to
+  (DNS-rebinding defence). Only fixed assets and what the Backend returns are
+  served: no request ever names a path on disk.
+* Faults in a handler answer a one-line 500 and never print a traceback.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hmac
+import selectors
+import socket
+import threading
+from collections.abc import Callable
+from http import HTTPStatus
+from http.cookies import CookieError, SimpleCookie
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from importlib import resources
+from typing import Any, Protocol
+from urllib.parse import parse_qs, urlsplit
+
+COOKIE = "stethoscope_token"
+STREAM_INTERVAL = 0.25  # seconds between event-stream updates
+WRITE_TIMEOUT = 5.0  # a client that does not take data for this long is dropped
+READ_TIMEOUT = 10.0  # a request must arrive completely within this
+CLOSE_GRACE = 0.2  # seconds open streams get to send their final event on stop
+
+CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
+    "img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+)
+ASSETS = {
+    "/": ("index.html", "text/html; charset=utf-8"),
+    "/static/app.js": ("app.js", "text/javascript; charset=utf-8"),
+    "/static/style.css": ("style.css", "text/css; charset=utf-8"),
+}
+
+
+class Backend(Protocol):
+    """What the server serves; the Monitor implements it."""
+
+    def snapshot_json(self) -> bytes: ...
+
+    def source_json(self, file_id: str) -> bytes | None: ...
+
+
+class PortInUseError(OSError):
+    """The port asked for is taken; the message says how to pick another."""
+
+
+def _load_assets() -> dict[str, tuple[bytes, str]]:
+    static = resources.files(__package__).joinpath("static")
+    return {route: (static.joinpath(name).read_bytes(), ctype)
+            for route, (name, ctype) in ASSETS.items()}
+
+
+class _HTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    block_on_close = False  # server_close() must never wait for a handler
+
+    def __init__(self, address: tuple[str, int], owner: Server) -> None:
+        self.owner = owner
+        self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
+        self._conns: set[socket.socket] = set()
+        self._conns_lock = threading.Lock()
+        super().__init__(address, _Handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._conns_lock:
+            self._conns.add(request)
+        thread = threading.Thread(target=self.process_request_thread,
+                                  args=(request, client_address),
+                                  name="stethoscope-http", daemon=True)
+        thread.start()
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._conns_lock:
+            self._conns.discard(request)
+        super().shutdown_request(request)
+
+    def open_connections(self) -> list[socket.socket]:
+        with self._conns_lock:
+            return list(self._conns)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass  # a client that misbehaves or goes away is not news; never print a traceback
+
+
+class Server:
+    def __init__(self, backend: Backend, *, host: str, port: int, token: str,
+                 fallback_port: bool = False, loopback: bool = True) -> None:
+        self.backend = backend
+        self.token = token
+        self.loopback = loopback
+        self.closing = threading.Event()
+        self.assets = _load_assets()
+        self._httpd = self._bind(host, port, fallback_port)
+        self.host = host
+        self.port: int = self._httpd.server_address[1]
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._thread: threading.Thread | None = None
+        self._stopped = False
+
+    def _bind(self, host: str, port: int, fallback_port: bool) -> _HTTPServer:
+        try:
+            return _HTTPServer((host, port), self)
+        except OSError as exc:
+            if exc.errno != errno.EADDRINUSE:
+                raise OSError(exc.errno, f"stethoscope cannot listen on {host}:{port}: "
+                                         f"{exc.strerror}") from None
+            if fallback_port:
+                return _HTTPServer((host, 0), self)
+            raise PortInUseError(
+                errno.EADDRINUSE,
+                f"port {port} on {host} is already in use; pass another port, or port=0 "
+                f"(CLI: --port 0) for any free one",
+            ) from None
+
+    @property
+    def allowed_hosts(self) -> frozenset[str]:
+        names = {self.host, "localhost", "127.0.0.1", "[::1]"} if self.loopback else set()
+        return frozenset(f"{name}:{self.port}" for name in names)
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._serve, name="stethoscope-server",
+                                        daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        httpd = self._httpd
+        with selectors.DefaultSelector() as selector:
+            selector.register(httpd.socket, selectors.EVENT_READ)
+            selector.register(self._wake_r, selectors.EVENT_READ)
+            while not self.closing.is_set():
+                for key, _ in selector.select(timeout=1.0):
+                    if key.fileobj is httpd.socket and not self.closing.is_set():
+                        httpd._handle_request_noblock()  # type: ignore[attr-defined]
+
+    def stop(self, timeout: float = 1.0) -> None:
+        """Send open streams their final event, close every socket, end the thread."""
+        if self._stopped:
+            return
+        self._stopped = True
+        self.closing.set()
+        with contextlib.suppress(OSError):
+            self._wake_w.send(b"x")
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout)
+        # Streams wake on `closing` and send their end event; give them a moment,
+        # then cut whatever is still open (a stalled client cannot hold us).
+        deadline = threading.Event()
+        for _ in range(int(CLOSE_GRACE / 0.01)):
+            if not self._httpd.open_connections():
+                break
+            deadline.wait(0.01)
+        for conn in self._httpd.open_connections():
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+        self._httpd.server_close()
+        self._wake_r.close()
+        self._wake_w.close()
+
+    def forget(self) -> None:
+        """In a forked child: close inherited sockets without touching the parent's."""
+        self._stopped = True
+        self.closing.set()
+        for sock in [self._httpd.socket, self._wake_r, self._wake_w,
+                     *self._httpd.open_connections()]:
+            # close(), never shutdown(): that would cut the parent's connections too
+            with contextlib.suppress(OSError):
+                sock.close()
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _HTTPServer
+    server_version = "stethoscope"
+    sys_version = ""
+    protocol_version = "HTTP/1.0"
+    timeout = READ_TIMEOUT
+    error_message_format = "%(code)d %(message)s\n"
+    error_content_type = "text/plain; charset=utf-8"
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass  # the user's stderr is theirs
+
+    def end_headers(self) -> None:
+        self.send_header("Cache-Control", "no-store")
+        self.send_header("X-Content-Type-Options", "nosniff")
+        self.send_header("Content-Security-Policy", CSP)
+        self.send_header("Referrer-Policy", "no-referrer")
+        super().end_headers()
+
+    def _plain(self, status: HTTPStatus, message: str) -> None:
+        body = f"{status.value} {message}\n".encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "text/plain; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def _send(self, body: bytes, ctype: str, cookie: str | None = None) -> None:
+        self.send_response(HTTPStatus.OK)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        if cookie is not None:
+            self.send_header("Set-Cookie",
+                             f"{COOKIE}={cookie}; HttpOnly; SameSite=Strict; Path=/")
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def _token_from_request(self, query: dict[str, list[str]]) -> tuple[str | None, bool]:
+        """The token presented, and whether it came in the query string."""
+        if "token" in query:
+            return query["token"][0], True
+        raw = self.headers.get("Cookie")
+        if raw:
+            try:
+                jar = SimpleCookie(raw)
+            except CookieError:
+                return None, False
+            if COOKIE in jar:
+                return jar[COOKIE].value, False
+        return None, False
+
+    def _refusal(self, query: dict[str, list[str]]) -> str | None:
+        owner = self.server.owner
+        if owner.loopback and self.headers.get("Host", "") not in owner.allowed_hosts:
+            return "unexpected Host header; open the URL stethoscope printed"
+        token, _ = self._token_from_request(query)
+        if token is None or not hmac.compare_digest(token.encode("utf-8", "replace"),
+                                                    owner.token.encode()):
+            return "missing or wrong token; open the URL stethoscope printed"
+        return None
+
+    def do_GET(self) -> None:
+        try:
+            self._get()
+        except (ConnectionError, TimeoutError, OSError):
+            pass  # the client went away or stalled
+        except Exception:
+            with contextlib.suppress(OSError):
+                self._plain(HTTPStatus.INTERNAL_SERVER_ERROR, "internal error")
+
+    do_HEAD = do_GET
+
+    def _not_allowed(self) -> None:
+        self._plain(HTTPStatus.METHOD_NOT_ALLOWED, "only GET and HEAD are served")
+
+    do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_TRACE = do_CONNECT = _not_allowed
+
+    def _get(self) -> None:
+        parts = urlsplit(self.path)
+        query = parse_qs(parts.query, keep_blank_values=True)
+        refusal = self._refusal(query)
+        if refusal is not None:
+            self._plain(HTTPStatus.FORBIDDEN, refusal)
+            return
+        owner = self.server.owner
+        route = parts.path
+        if route in owner.assets:
+            body, ctype = owner.assets[route]
+            token, from_query = self._token_from_request(query)
+            self._send(body, ctype, cookie=token if route == "/" and from_query else None)
+        elif route == "/api/snapshot":
+            self._send(owner.backend.snapshot_json(), "application/json")
+        elif route.startswith("/api/source/"):
+            file_id = route[len("/api/source/"):]
+            source = owner.backend.source_json(file_id) if file_id.isalnum() else None
+            if source is None:
+                self._plain(HTTPStatus.NOT_FOUND, "no monitored file has that id")
+            else:
+                self._send(source, "application/json")
+        elif route == "/api/events":
+            self._stream(owner)
+        else:
+            self._plain(HTTPStatus.NOT_FOUND, "not found")
+
+    def _stream(self, owner: Server) -> None:
+        self.send_response(HTTPStatus.OK)
+        self.send_header("Content-Type", "text/event-stream")
+        self.end_headers()
+        if self.command == "HEAD":
+            return
+        self.connection.settimeout(WRITE_TIMEOUT)
+        write: Callable[[bytes], Any] = self.wfile.write
+        write(b"retry: 2000\n\n")
+        while True:
+            ending = owner.closing.wait(STREAM_INTERVAL)
+            data = owner.backend.snapshot_json()
+            event = b"end" if ending else b"snapshot"
+            write(b"event: " + event + b"\ndata: " + data + b"\n\n")
+            if ending:
+                return

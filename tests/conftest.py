@@ -1,0 +1,118 @@
+"""Shared fixtures: the no-leak guard every test runs under, and process helpers."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import stethoscope
+
+ROOT = Path(__file__).resolve().parents[1]
+HAS_MONITORING = sys.version_info >= (3, 12)
+
+
+def _tool_ids() -> list[str | None]:
+    if not HAS_MONITORING:
+        return []
+    return [sys.monitoring.get_tool(i) for i in range(6)]
+
+
+def _own_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name.startswith("stethoscope")]
+
+
+@pytest.fixture(autouse=True)
+def no_leaks() -> Iterator[None]:
+    """Fail any test that leaves a monitor, a tracer, a tool id, a hook or a thread behind."""
+    before = {
+        "sys.gettrace": sys.gettrace(),
+        "threading.gettrace": threading.gettrace(),
+        "tool ids": _tool_ids(),
+        "threading._shutdown": threading._shutdown,  # type: ignore[attr-defined]
+    }
+    yield
+    problems = []
+    if stethoscope.current() is not None:
+        problems.append(f"a monitor is still running: {stethoscope.current()!r}")
+        stethoscope.stop()
+    deadline = time.monotonic() + 1.0
+    while _own_threads() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    if _own_threads():
+        problems.append(f"stethoscope threads still alive: {_own_threads()}")
+    after = {
+        "sys.gettrace": sys.gettrace(),
+        "threading.gettrace": threading.gettrace(),
+        "tool ids": _tool_ids(),
+        "threading._shutdown": threading._shutdown,  # type: ignore[attr-defined]
+    }
+    for key, value in before.items():
+        if after[key] != value:
+            problems.append(f"{key} leaked: {value!r} -> {after[key]!r}")
+    if sys.gettrace() is not before["sys.gettrace"]:
+        sys.settrace(before["sys.gettrace"])  # type: ignore[arg-type]
+    if problems:
+        pytest.fail("; ".join(problems))
+
+
+def child_env(**extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.pop("PYTHONUNBUFFERED", None)
+    env["PYTHONPATH"] = str(ROOT / "src")
+    env.update(extra)
+    return env
+
+
+def run_python(args: list[str], *, cwd: Path | str | None = None, timeout: float = 60,
+               env: dict[str, str] | None = None, input: str | None = None
+               ) -> subprocess.CompletedProcess[str]:
+    """Run ``python args...`` with this interpreter and the package importable."""
+    return subprocess.run([sys.executable, *args], cwd=cwd, env=env or child_env(),
+                          capture_output=True, text=True, timeout=timeout, input=input)
+
+
+def run_cli(args: list[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
+    """Run ``stethoscope args...`` (as ``python -m stethoscope``) in a subprocess."""
+    return run_python(["-m", "stethoscope", *args], **kwargs)
+
+
+def start_python(args: list[str], *, cwd: Path | str | None = None,
+                 env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, *args], cwd=cwd, env=env or child_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def read_url(proc: subprocess.Popen[str], timeout: float = 20) -> str:
+    """The URL a child prints on stderr as 'stethoscope: serving URL'."""
+    assert proc.stderr is not None
+    deadline = time.monotonic() + timeout
+    seen = []
+    while time.monotonic() < deadline:
+        line = proc.stderr.readline()
+        if not line:
+            if proc.poll() is not None:
+                break
+            continue
+        seen.append(line)
+        if line.startswith("stethoscope: serving "):
+            return line.split("serving ", 1)[1].strip()
+    raise AssertionError(f"no URL printed; stderr so far: {''.join(seen)!r}")
+
+
+def wait_for(predicate: Any, timeout: float = 10.0, interval: float = 0.05) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s: {predicate}")
+        time.sleep(interval)
