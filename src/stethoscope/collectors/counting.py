@@ -17,6 +17,19 @@ from ..model import Store
 from .filters import Resolver
 
 CodeLine = tuple[CodeType, int]
+OWN_THREAD_PREFIX = "stethoscope-"
+
+
+def is_own_thread(thread: object) -> bool:
+    """True for the monitor's own threads, whose work is never counted."""
+    return isinstance(thread, threading.Thread) and thread.name.startswith(OWN_THREAD_PREFIX)
+
+
+def current_thread_is_own() -> bool:
+    # threading._active, not threading.current_thread(): inside a tracer the
+    # latter can create _DummyThread objects for threads still bootstrapping.
+    active = threading._active  # type: ignore[attr-defined]
+    return is_own_thread(active.get(threading.get_ident()))
 
 
 class ThreadCounters:
@@ -29,8 +42,10 @@ class ThreadCounters:
         self._serial = 0
 
     def new(self) -> dict[CodeLine, int]:
-        """A fresh counts dict for the calling thread."""
+        """A fresh counts dict for the calling thread (never folded for our own threads)."""
         counts: dict[CodeLine, int] = {}
+        if current_thread_is_own():
+            return counts
         with self._lock:
             self._serial += 1
             self._live[self._serial] = (threading.get_ident(), counts, {})

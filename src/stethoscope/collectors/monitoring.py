@@ -33,6 +33,10 @@ def _tool_ids() -> tuple[int, ...]:
 
 class MonitoringTracer:
     name = "trace"
+    # Tool ids this process has used before. Locations that returned DISABLE stay
+    # disabled for that id even after it was freed, so reusing one needs
+    # restart_events() (which also re-arms other tools' disabled events, once).
+    _used_ids: set[int] = set()
 
     def __init__(self, resolver: Resolver, counters: ThreadCounters,
                  on_fault: Callable[[str], None]) -> None:
@@ -62,6 +66,9 @@ class MonitoringTracer:
                 f"({holders}); showing sampled time instead"
             )
         tool = self._tool
+        if tool in MonitoringTracer._used_ids:
+            mon.restart_events()
+        MonitoringTracer._used_ids.add(tool)
         mon.register_callback(tool, mon.events.PY_START, self._on_start)
         mon.register_callback(tool, mon.events.LINE, self._make_line_callback())
         mon.set_events(tool, mon.events.PY_START)

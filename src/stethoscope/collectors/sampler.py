@@ -22,13 +22,13 @@ from types import FrameType
 
 from ..model import Frame, Store, ThreadInfo
 from ..model.snapshot import NowLine
+from .counting import is_own_thread
 from .cputime import ThreadCPU
 from .filters import Resolver
 
 PUBLISH_EVERY = 0.2  # seconds between thread-stack publications
 MAX_STACK = 64  # innermost frames kept per thread for display
 BUSY_FRACTION = 0.1  # of the tick's wall time, to count a thread as running
-OWN_THREAD_PREFIX = "stethoscope-"
 
 _UNSEEN = "?"  # not a file id: file ids are hex
 
@@ -104,7 +104,7 @@ class Sampler:
 
     def _refresh_meta(self) -> None:
         self._meta = {t.ident: t for t in threading.enumerate() if t.ident is not None}
-        self._own = {i for i, t in self._meta.items() if t.name.startswith(OWN_THREAD_PREFIX)}
+        self._own = {i for i, t in self._meta.items() if is_own_thread(t)}
         self._own.add(threading.get_ident())
         natives = {t.native_id for t in self._meta.values() if t.native_id is not None}
         self._cpu.keep_only(natives)

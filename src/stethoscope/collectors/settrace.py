@@ -21,7 +21,7 @@ from collections.abc import Callable
 from types import FrameType
 from typing import Any, cast
 
-from .counting import ThreadCounters
+from .counting import ThreadCounters, is_own_thread
 from .filters import Resolver
 
 TraceFunc = Callable[[FrameType, str, Any], Any]
@@ -61,8 +61,12 @@ class SettraceTracer:
             frame = frame.f_back
 
     def _thread_entry(self, frame: FrameType, event: str, arg: Any) -> Any:
-        """Runs as the first trace call of every new thread: install its tracer."""
-        if not self._active:
+        """Runs as the first trace call of every new thread: install its tracer.
+
+        That first call is ``Thread.run``, whose ``self`` tells the monitor's own
+        threads apart: they run untraced.
+        """
+        if not self._active or is_own_thread(frame.f_locals.get("self")):
             sys.settrace(self._prev_threading)
             return self._prev_threading(frame, event, arg) if self._prev_threading else None
         global_trace, _ = self._tracers(restore=self._prev_threading)

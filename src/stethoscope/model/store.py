@@ -33,7 +33,9 @@ class Store:
         *,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self._lock = threading.Lock()
+        # Re-entrant: a tracer may call back into the store (registering a file,
+        # adding a note) from a thread that is inside a store method already.
+        self._lock = threading.RLock()
         self._clock = clock
         self.window = window
         self._paths: dict[str, str] = {}  # file id -> path

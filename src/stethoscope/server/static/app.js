@@ -1,0 +1,870 @@
+/* stethoscope web page.
+ *
+ * Reads only the HTTP API described in docs/http-api.md: /api/snapshot once,
+ * /api/events (SSE) for live snapshots, /api/source/<id> once per file.
+ * Every string coming from the monitored program (paths, thread names, source
+ * text, notes) is inserted with textContent / createTextNode, never as HTML.
+ * The source view of a file is built once; later snapshots only touch the rows
+ * whose figures changed, so a 5,000-line file stays cheap to update.
+ */
+(function () {
+  'use strict';
+
+  var CHUNK = 200;            // rows per content-visibility block
+  var STACK_FOLD = 24;        // frames shown before "… N more"
+  var STALL_AFTER = 4000;     // ms without a snapshot before we say so
+  var GIVE_UP_AFTER = 4000;   // ms of failed reconnection before "disconnected"
+  var TOKEN_KINDS = { kw: 1, str: 1, com: 1, num: 1, def: 1, builtin: 1, op: 1, deco: 1 };
+  var FIELDS = ['line', 'hits_recent', 'hits_total', 'self_recent', 'self_total',
+    'incl_recent', 'incl_total'];
+
+  var S = {
+    snap: null,
+    state: 'connecting',
+    selected: null,         // file id shown
+    sources: new Map(),     // id -> Promise<source|null>
+    views: new Map(),       // id -> view object (built DOM + last painted figures)
+    fileEls: new Map(),     // id -> sidebar <li>
+    threadEls: new Map(),   // ident -> {el, sig}
+    expanded: new Set(),    // thread idents whose long stacks are unfolded
+    notesSig: '',
+    es: null,
+    lastSnapAt: 0,
+    giveUpTimer: 0,
+    retryTimer: 0,
+    nowCycle: 0,
+    lineHeight: 0,
+    mapPending: false
+  };
+
+  function $(id) { return document.getElementById(id); }
+
+  function el(tag, cls, text) {
+    var e = document.createElement(tag);
+    if (cls) e.className = cls;
+    if (text !== undefined && text !== null) e.textContent = String(text);
+    return e;
+  }
+
+  function setText(node, text) {
+    text = String(text);
+    if (node.textContent !== text) node.textContent = text;
+  }
+
+  function basename(p) {
+    if (!p) return '';
+    var s = String(p).replace(/[\\/]+$/, '');
+    var i = Math.max(s.lastIndexOf('/'), s.lastIndexOf('\\'));
+    return i >= 0 ? s.slice(i + 1) : s;
+  }
+
+  function dirname(p) {
+    var s = String(p || '');
+    var i = Math.max(s.lastIndexOf('/'), s.lastIndexOf('\\'));
+    return i > 0 ? s.slice(0, i) : '';
+  }
+
+  function full(n) { return Number(n || 0).toLocaleString('en-US'); }
+
+  function compact(n) {
+    n = Number(n || 0);
+    if (n < 1000) return String(Math.round(n));
+    if (n < 1e6) return (n / 1e3).toFixed(n < 1e4 ? 1 : 0) + 'k';
+    if (n < 1e9) return (n / 1e6).toFixed(n < 1e7 ? 1 : 0) + 'M';
+    return (n / 1e9).toFixed(1) + 'G';
+  }
+
+  function duration(sec) {
+    sec = Math.max(0, Math.floor(sec || 0));
+    var h = Math.floor(sec / 3600), m = Math.floor(sec / 60) % 60, s = sec % 60;
+    if (h) return h + 'h' + String(m).padStart(2, '0') + 'm';
+    if (m) return m + 'm' + String(s).padStart(2, '0') + 's';
+    return s + 's';
+  }
+
+  // ---------------------------------------------------------------- metrics
+
+  function heatIsHits(snap) { return snap && snap.heat === 'hits'; }
+
+  function fieldIndex(snap) {
+    var names = (snap && Array.isArray(snap.line_fields)) ? snap.line_fields : FIELDS;
+    var idx = {};
+    for (var i = 0; i < FIELDS.length; i++) {
+      var j = names.indexOf(FIELDS[i]);
+      idx[FIELDS[i]] = j >= 0 ? j : -1;
+    }
+    return idx;
+  }
+
+  function unitWord(snap, incl) {
+    if (incl) return 'samples on the stack (inclusive: no self time here)';
+    return heatIsHits(snap) ? 'executions' : 'self samples';
+  }
+
+  function secondsHint(snap, n) {
+    if (heatIsHits(snap)) return '';
+    var hz = snap && snap.sample_hz && Number(snap.sample_hz.achieved);
+    if (!hz || !n) return '';
+    var s = n / hz;
+    return ' (≈ ' + (s < 10 ? s.toFixed(2) : s.toFixed(1)) + ' s)';
+  }
+
+  /* Figures of one file in the metric the page colours by. For sampled time a
+   * line with no self samples falls back to its inclusive count, so callers of
+   * hot code light up too; such values are flagged and drawn differently. */
+  function fileFigures(snap, file) {
+    var F = fieldIndex(snap);
+    var hits = heatIsHits(snap);
+    var kr = hits ? F.hits_recent : F.self_recent;
+    var kt = hits ? F.hits_total : F.self_total;
+    var rows = Array.isArray(file.lines) ? file.lines : [];
+    var out = new Map();
+    var maxR = 0, maxT = 0, maxIR = 0, maxIT = 0;
+    var i, row;
+    for (i = 0; i < rows.length; i++) {
+      row = rows[i];
+      var r = +row[kr] || 0, t = +row[kt] || 0;
+      if (r > maxR) maxR = r;
+      if (t > maxT) maxT = t;
+      if (!hits) {
+        var ir = F.incl_recent >= 0 ? +row[F.incl_recent] || 0 : 0;
+        var it = F.incl_total >= 0 ? +row[F.incl_total] || 0 : 0;
+        if (ir > maxIR) maxIR = ir;
+        if (it > maxIT) maxIT = it;
+      }
+    }
+    for (i = 0; i < rows.length; i++) {
+      row = rows[i];
+      var line = +row[F.line];
+      var v = { r: +row[kr] || 0, t: +row[kt] || 0, ri: false, ti: false, fr: 0, ft: 0 };
+      if (!hits) {
+        if (!v.r && F.incl_recent >= 0 && +row[F.incl_recent]) { v.r = +row[F.incl_recent]; v.ri = true; }
+        if (!v.t && F.incl_total >= 0 && +row[F.incl_total]) { v.t = +row[F.incl_total]; v.ti = true; }
+      }
+      v.fr = v.r ? v.r / ((v.ri ? maxIR : maxR) || v.r) : 0;
+      v.ft = v.t ? v.t / ((v.ti ? maxIT : maxT) || v.t) : 0;
+      if (v.r || v.t) out.set(line, v);
+    }
+    return { lines: out, maxR: maxR, maxT: maxT };
+  }
+
+  function fileRecent(snap, f) {
+    var hits = heatIsHits(snap);
+    var r = +(hits ? f.hits_recent : f.self_recent) || 0;
+    var incl = false;
+    if (!r && !hits && +f.incl_recent) { r = +f.incl_recent; incl = true; }
+    return { v: r, incl: incl };
+  }
+
+  function fileTotal(snap, f) {
+    var hits = heatIsHits(snap);
+    var t = +(hits ? f.hits_total : f.self_total) || 0;
+    if (!t && !hits) t = +f.incl_total || 0;
+    return t;
+  }
+
+  function nowByFile(snap) {
+    var m = new Map();
+    var names = new Map();
+    (snap.threads || []).forEach(function (t) { names.set(t.ident, t.name); });
+    (snap.now || []).forEach(function (n) {
+      if (!n || n.file == null) return;
+      var lines = m.get(n.file);
+      if (!lines) { lines = new Map(); m.set(n.file, lines); }
+      var who = lines.get(n.line) || [];
+      who.push(names.has(n.thread) ? String(names.get(n.thread)) : 'thread ' + n.thread);
+      lines.set(n.line, who);
+    });
+    return m;
+  }
+
+  // ---------------------------------------------------------------- state / banner
+
+  function setState(st) {
+    S.state = st;
+    document.body.dataset.state = st;
+    var conn = $('conn');
+    conn.className = 'conn conn-' + st;
+    var label = { connecting: 'connecting…', live: 'live', reconnecting: 'reconnecting…',
+      ended: 'ended', disconnected: 'disconnected' }[st] || st;
+    setText($('conn-text'), label);
+    updateBanner();
+  }
+
+  function updateBanner() {
+    var b = $('banner');
+    var text = '', cls = '';
+    if (S.state === 'ended') {
+      text = 'program ended — showing the final picture';
+      cls = 'banner-ended';
+    } else if (S.state === 'disconnected') {
+      text = S.denied
+        ? 'disconnected — the monitor refused this page (open the URL with ?token=… that stethoscope printed)'
+        : 'disconnected — lost contact with the monitor; showing the last data received';
+      cls = 'banner-disconnected';
+    } else if (S.snap && S.snap.state === 'main-finished') {
+      text = 'main thread finished — still serving the final picture (daemon=False)';
+      cls = 'banner-finished';
+    }
+    if (!text) { b.hidden = true; return; }
+    b.className = 'banner ' + cls;
+    setText(b, text);
+    b.hidden = false;
+  }
+
+  // ---------------------------------------------------------------- header
+
+  function renderHeader(snap) {
+    var argv = Array.isArray(snap.argv) ? snap.argv.map(String) : [];
+    var prog = argv.length ? argv.join(' ') : '(unknown program)';
+    setText($('argv'), prog);
+    $('argv').title = prog;
+    setText($('pid'), snap.pid != null ? snap.pid : '–');
+    setText($('python'), snap.python || '–');
+    setText($('mode'), snap.mode || '–');
+    var hz = snap.sample_hz || {};
+    var ach = Number(hz.achieved), req = Number(hz.requested);
+    setText($('rate'), isFinite(ach) && hz.achieved != null ? ach.toFixed(ach >= 100 ? 0 : 1) + ' Hz' : '–');
+    $('rate').title = 'achieved ' + (isFinite(ach) ? ach.toFixed(1) : '?') + ' Hz of ' +
+      (isFinite(req) ? req.toFixed(0) : '?') + ' Hz requested';
+    $('rate').classList.toggle('warn', isFinite(ach) && isFinite(req) && req > 0 && ach < req * 0.5);
+    if (snap.started && snap.time) setText($('uptime'), duration(snap.time - snap.started));
+    var heat = heatIsHits(snap) ? 'heat = exact executed-line counts' : 'heat = sampled time (self samples)';
+    setText($('heat-label'), heat);
+    $('heat-label').title = heatIsHits(snap)
+      ? 'bars show how many times each line ran (exact counts)'
+      : 'bars show sampled time spent on each line itself; lines with only inclusive time (callers) are striped';
+    var win = snap.window ? 'last ' + snap.window + ' s' : 'recent';
+    setText($('lg-recent-text'), win);
+    var sel = S.selected && findFile(snap, S.selected);
+    document.title = 'stethoscope — ' + (sel ? sel.name + ' — ' : '') + basename(argv[0] || '') +
+      (snap.pid != null ? ' (pid ' + snap.pid + ')' : '');
+  }
+
+  function renderNotes(snap) {
+    var notes = Array.isArray(snap.notes) ? snap.notes.map(String) : [];
+    var sig = JSON.stringify(notes);
+    if (sig === S.notesSig) return;
+    S.notesSig = sig;
+    var ul = $('notes');
+    ul.textContent = '';
+    notes.forEach(function (n) { ul.appendChild(el('li', 'note', n)); });
+    ul.hidden = notes.length === 0;
+  }
+
+  // ---------------------------------------------------------------- files sidebar
+
+  function findFile(snap, id) {
+    var fs = (snap && snap.files) || [];
+    for (var i = 0; i < fs.length; i++) if (fs[i].id === id) return fs[i];
+    return null;
+  }
+
+  function makeFileEl(f) {
+    var li = el('li', 'file');
+    li.dataset.id = f.id;
+    li.tabIndex = 0;
+    li.setAttribute('role', 'button');
+    var top = el('div', 'f-top');
+    top.appendChild(el('span', 'f-now'));
+    top.appendChild(el('span', 'f-name'));
+    top.appendChild(el('span', 'f-num'));
+    li.appendChild(top);
+    li.appendChild(el('div', 'f-dir'));
+    var bar = el('div', 'f-bar');
+    bar.appendChild(el('div', 'f-fill'));
+    li.appendChild(bar);
+    return li;
+  }
+
+  function renderFiles(snap, nowMap) {
+    var ul = $('files');
+    var files = Array.isArray(snap.files) ? snap.files : [];
+    var maxR = 0;
+    files.forEach(function (f) { var r = fileRecent(snap, f).v; if (r > maxR) maxR = r; });
+    var seen = new Set();
+    var unit = heatIsHits(snap) ? 'executions' : 'self samples';
+    files.forEach(function (f) {
+      seen.add(f.id);
+      var li = S.fileEls.get(f.id);
+      if (!li) { li = makeFileEl(f); S.fileEls.set(f.id, li); }
+      var name = f.name || basename(f.path) || f.id;
+      setText(li.querySelector('.f-name'), name);
+      setText(li.querySelector('.f-dir'), dirname(f.path));
+      var rec = fileRecent(snap, f), tot = fileTotal(snap, f);
+      setText(li.querySelector('.f-num'), rec.v ? compact(rec.v) : (tot ? '·' : ''));
+      var fill = li.querySelector('.f-fill');
+      var w = maxR && rec.v ? Math.max(3, 100 * rec.v / maxR) : 0;
+      fill.style.width = w.toFixed(1) + '%';
+      fill.classList.toggle('incl', rec.incl);
+      li.classList.toggle('active', rec.v > 0);
+      li.classList.toggle('selected', f.id === S.selected);
+      var nowLines = nowMap.get(f.id);
+      li.classList.toggle('has-now', !!nowLines);
+      li.title = String(f.path || name) + '\nrecent: ' + full(rec.v) + ' ' +
+        (rec.incl ? 'samples on the stack' : unit) + '\ntotal: ' + full(tot) +
+        (nowLines ? '\nexecuting now: line ' + Array.from(nowLines.keys()).join(', ') : '');
+    });
+    S.fileEls.forEach(function (li, id) {
+      if (!seen.has(id)) { li.remove(); S.fileEls.delete(id); }
+    });
+    // Reorder only when the order changed: moving nodes under the pointer flickers.
+    var cur = ul.children, same = cur.length === files.length;
+    for (var i = 0; same && i < files.length; i++) same = cur[i].dataset.id === files[i].id;
+    if (!same) files.forEach(function (f) { ul.appendChild(S.fileEls.get(f.id)); });
+    setText($('files-count'), files.length ? String(files.length) : '');
+    $('files-empty').hidden = files.length > 0;
+  }
+
+  // ---------------------------------------------------------------- source view
+
+  function getSource(id) {
+    var p = S.sources.get(id);
+    if (!p) {
+      p = fetch('/api/source/' + encodeURIComponent(id), { credentials: 'same-origin', cache: 'no-store' })
+        .then(function (r) {
+          if (!r.ok) throw new Error('HTTP ' + r.status);
+          return r.json();
+        })
+        .catch(function (err) {
+          S.sources.delete(id);          // allow a later retry
+          return { error: String(err && err.message || err) };
+        });
+      S.sources.set(id, p);
+    }
+    return p;
+  }
+
+  function buildCodeLine(code, text, toks) {
+    if (!toks || !toks.length) { code.textContent = text; return; }
+    toks.sort(function (a, b) { return a[1] - b[1]; });
+    var pos = 0;
+    for (var i = 0; i < toks.length; i++) {
+      var t = toks[i], s = Math.max(+t[1] || 0, pos), e = Math.min(+t[2] || 0, text.length);
+      if (e <= s) continue;
+      if (s > pos) code.appendChild(document.createTextNode(text.slice(pos, s)));
+      var kind = String(t[3]);
+      if (TOKEN_KINDS[kind] === 1) code.appendChild(el('span', 't-' + kind, text.slice(s, e)));
+      else code.appendChild(document.createTextNode(text.slice(s, e)));
+      pos = e;
+    }
+    if (pos < text.length) code.appendChild(document.createTextNode(text.slice(pos)));
+  }
+
+  function buildView(id, src) {
+    var root = el('div', 'code-view');
+    var lines = Array.isArray(src.lines) ? src.lines : [];
+    var byLine = new Map();
+    (Array.isArray(src.tokens) ? src.tokens : []).forEach(function (t) {
+      var a = byLine.get(t[0]);
+      if (!a) { a = []; byLine.set(t[0], a); }
+      a.push(t);
+    });
+    var rows = new Array(lines.length + 1);
+    var chunk = null;
+    var width = String(lines.length).length;
+    root.style.setProperty('--ln-width', Math.max(3, width) + 'ch');
+    for (var i = 1; i <= lines.length; i++) {
+      if ((i - 1) % CHUNK === 0) {
+        chunk = el('div', 'chunk');
+        var n = Math.min(CHUNK, lines.length - i + 1);
+        chunk.style.setProperty('--rows', String(n));
+        root.appendChild(chunk);
+      }
+      var row = el('div', 'line');
+      row.dataset.line = String(i);
+      var gut = el('span', 'gut');
+      gut.appendChild(el('span', 'ln', i));
+      gut.appendChild(el('span', 'bars'));
+      row.appendChild(gut);
+      var code = el('span', 'code');
+      buildCodeLine(code, String(lines[i - 1]), byLine.get(i));
+      row.appendChild(code);
+      chunk.appendChild(row);
+      rows[i] = row;
+    }
+    if (!lines.length) root.appendChild(el('div', 'empty', 'this file is empty'));
+    return {
+      id: id, src: src, root: root, rows: rows, n: lines.length,
+      painted: new Map(),    // line -> signature of what is drawn
+      nowLines: new Map(),   // line -> thread names
+      figures: null,
+      scrollTop: 0, scrollLeft: 0
+    };
+  }
+
+  function ensureBars(row) {
+    var bars = row.firstChild.lastChild;
+    if (!bars.firstChild) {
+      var tr = el('span', 'track'); tr.appendChild(el('span', 'bar-recent'));
+      var tt = el('span', 'track'); tt.appendChild(el('span', 'bar-total'));
+      bars.appendChild(tr); bars.appendChild(tt);
+    }
+    return bars;
+  }
+
+  function pct(f) { return f > 0 ? Math.max(4, Math.min(100, f * 100)) : 0; }
+
+  function paintRow(view, line, v, snap) {
+    var row = view.rows[line];
+    if (!row) return;
+    var bars = ensureBars(row);
+    var br = bars.firstChild.firstChild, bt = bars.lastChild.firstChild;
+    var win = snap.window ? 'last ' + snap.window + ' s' : 'recent';
+    if (v) {
+      br.style.width = pct(v.fr).toFixed(1) + '%';
+      bt.style.width = pct(v.ft).toFixed(1) + '%';
+      br.dataset.value = String(v.r);
+      bt.dataset.value = String(v.t);
+      br.classList.toggle('incl', v.ri);
+      bt.classList.toggle('incl', v.ti);
+      br.title = win + ': ' + full(v.r) + ' ' + unitWord(snap, v.ri) + secondsHint(snap, v.ri ? 0 : v.r);
+      bt.title = 'total: ' + full(v.t) + ' ' + unitWord(snap, v.ti) + secondsHint(snap, v.ti ? 0 : v.t);
+      row.classList.toggle('hot', v.r > 0);
+      row.classList.toggle('warm', v.r === 0 && v.t > 0);
+      row.classList.toggle('incl-only', v.r > 0 ? v.ri : v.ti);
+      // Perceptual scale: sqrt keeps moderately hot lines visible next to the hottest.
+      row.style.setProperty('--h', v.r ? Math.sqrt(v.fr).toFixed(3) : '0');
+      row.firstChild.title = 'line ' + line + '\n' + br.title + '\n' + bt.title;
+    } else {
+      br.style.width = '0%'; bt.style.width = '0%';
+      br.dataset.value = '0'; bt.dataset.value = '0';
+      br.title = win + ': 0'; bt.title = 'total: 0';
+      row.classList.remove('hot', 'warm', 'incl-only');
+      row.style.removeProperty('--h');
+      row.firstChild.removeAttribute('title');
+    }
+  }
+
+  function updateView(view, snap, nowMap) {
+    var file = findFile(snap, view.id);
+    var figs = file ? fileFigures(snap, file) : { lines: new Map(), maxR: 0, maxT: 0 };
+    view.figures = figs;
+    var painted = view.painted;
+    var next = new Map();
+    figs.lines.forEach(function (v, line) {
+      var sig = v.r + '/' + v.t + '/' + v.fr.toFixed(3) + '/' + v.ft.toFixed(3) + '/' + v.ri + v.ti;
+      next.set(line, sig);
+      if (painted.get(line) !== sig) paintRow(view, line, v, snap);
+    });
+    painted.forEach(function (sig, line) { if (!next.has(line)) paintRow(view, line, null, snap); });
+    view.painted = next;
+
+    // Lines executing right now.
+    var nowLines = nowMap.get(view.id) || new Map();
+    view.nowLines.forEach(function (who, line) {
+      if (!nowLines.has(line) && view.rows[line]) {
+        view.rows[line].classList.remove('now');
+        view.rows[line].lastChild.removeAttribute('title');
+      }
+    });
+    nowLines.forEach(function (who, line) {
+      var row = view.rows[line];
+      if (!row) return;
+      row.classList.add('now');
+      row.lastChild.title = 'executing now in: ' + who.join(', ');
+    });
+    view.nowLines = nowLines;
+
+    var unit = heatIsHits(snap) ? 'executions' : 'self samples';
+    if (file) {
+      var rec = fileRecent(snap, file);
+      setText($('src-stats'), (snap.window ? 'last ' + snap.window + ' s ' : 'recent ') +
+        compact(rec.v) + ' · total ' + compact(fileTotal(snap, file)) + ' ' +
+        (rec.incl ? 'samples on the stack' : unit) + ' · ' + figs.lines.size + ' lines with data');
+    }
+    scheduleMinimap();
+  }
+
+  function mountView(view) {
+    var box = $('source');
+    box.textContent = '';
+    box.appendChild(view.root);
+    box.scrollTop = view.scrollTop;
+    box.scrollLeft = view.scrollLeft;
+    if (!S.lineHeight && view.rows[1]) S.lineHeight = view.rows[1].offsetHeight || 0;
+  }
+
+  function showSourceMessage(text) {
+    var box = $('source');
+    box.textContent = '';
+    box.appendChild(el('div', 'empty', text));
+  }
+
+  function selectFile(id, opts) {
+    opts = opts || {};
+    var box = $('source');
+    if (S.selected && S.selected !== id) {
+      var prev = S.views.get(S.selected);
+      if (prev && prev.root.parentNode === box) {
+        prev.scrollTop = box.scrollTop;
+        prev.scrollLeft = box.scrollLeft;
+      }
+    }
+    var changed = S.selected !== id;
+    S.selected = id;
+    S.fileEls.forEach(function (li, fid) { li.classList.toggle('selected', fid === id); });
+    var f = findFile(S.snap, id);
+    var path = f ? f.path : (opts.path || '');
+    setText($('src-name'), f ? (f.name || basename(f.path)) : basename(path) || id);
+    setText($('src-path'), dirname(path));
+    $('src-path').title = String(path || '');
+    if (!f) setText($('src-stats'), '');
+    var view = S.views.get(id);
+    if (view) {
+      if (changed || view.root.parentNode !== box) mountView(view);
+      if (S.snap) updateView(view, S.snap, nowByFile(S.snap));
+      if (opts.line) scrollToLine(view, opts.line, true);
+      return;
+    }
+    showSourceMessage('loading source…');
+    getSource(id).then(function (src) {
+      if (S.selected !== id) return;
+      if (!src || src.error) {
+        showSourceMessage('source not available (' + (src && src.error || 'unknown error') + ')');
+        return;
+      }
+      var v = S.views.get(id);
+      if (!v) { v = buildView(id, src); S.views.set(id, v); }
+      mountView(v);
+      if (S.snap) updateView(v, S.snap, nowByFile(S.snap));
+      if (opts.line) scrollToLine(v, opts.line, true);
+    });
+  }
+
+  function scrollToLine(view, line, flash) {
+    var row = view.rows[line];
+    if (!row) return;
+    var box = $('source');
+    var lh = S.lineHeight || row.offsetHeight || 18;
+    var padTop = parseFloat(getComputedStyle(view.root).paddingTop) || 0;
+    box.scrollTop = Math.max(0, padTop + (line - 1) * lh - box.clientHeight / 2 + lh / 2);
+    box.scrollLeft = 0;
+    if (flash) {
+      row.classList.remove('flash');
+      void row.offsetWidth;   // restart the animation
+      row.classList.add('flash');
+      setTimeout(function () { row.classList.remove('flash'); }, 1600);
+    }
+    scheduleMinimap();
+  }
+
+  // ---------------------------------------------------------------- minimap
+
+  function scheduleMinimap() {
+    if (S.mapPending) return;
+    S.mapPending = true;
+    requestAnimationFrame(function () { S.mapPending = false; drawMinimap(); });
+  }
+
+  function drawMinimap() {
+    var cv = $('minimap');
+    var dpr = window.devicePixelRatio || 1;
+    var cssH = cv.clientHeight, cssW = cv.clientWidth;
+    if (!cssH || !cssW) return;
+    var W = Math.round(cssW * dpr), H = Math.round(cssH * dpr);
+    if (cv.width !== W) cv.width = W;
+    if (cv.height !== H) cv.height = H;
+    var ctx = cv.getContext('2d');
+    ctx.clearRect(0, 0, W, H);
+    var view = S.selected && S.views.get(S.selected);
+    if (!view || !view.n || view.root.parentNode !== $('source')) return;
+    var n = view.n, h = Math.max(2 * dpr, H / n);
+    var figs = view.figures;
+    if (figs) {
+      figs.lines.forEach(function (v, line) {
+        var y = (line - 1) / n * H;
+        if (v.r) {
+          var a = 0.35 + 0.65 * Math.sqrt(v.fr);
+          ctx.fillStyle = v.ri ? 'rgba(255,170,90,' + (a * 0.6).toFixed(3) + ')'
+            : 'rgba(255,98,52,' + a.toFixed(3) + ')';
+          ctx.fillRect(0, y, W, h);
+        } else if (v.t) {
+          ctx.fillStyle = 'rgba(210,160,60,' + (0.15 + 0.35 * Math.sqrt(v.ft)).toFixed(3) + ')';
+          ctx.fillRect(W * 0.35, y, W * 0.65, h);
+        }
+      });
+    }
+    ctx.fillStyle = '#3ddc97';
+    view.nowLines.forEach(function (who, line) {
+      ctx.fillRect(0, (line - 1) / n * H - dpr, W, Math.max(3 * dpr, h));
+    });
+    var box = $('source');
+    if (box.scrollHeight > box.clientHeight) {
+      var top = box.scrollTop / box.scrollHeight * H;
+      var vh = Math.max(4 * dpr, box.clientHeight / box.scrollHeight * H);
+      ctx.fillStyle = 'rgba(160,180,220,0.13)';
+      ctx.fillRect(0, top, W, vh);
+      ctx.strokeStyle = 'rgba(160,180,220,0.35)';
+      ctx.lineWidth = dpr;
+      ctx.strokeRect(dpr / 2, top + dpr / 2, W - dpr, vh - dpr);
+    }
+  }
+
+  // ---------------------------------------------------------------- threads
+
+  function frameEl(fr, isCur) {
+    var li = el('li', 'frame');
+    var monitored = fr.file !== null && fr.file !== undefined;
+    li.appendChild(el('span', 'fn', fr.func != null ? fr.func : '?'));
+    li.appendChild(el('span', 'loc', basename(fr.path) + ':' + fr.line));
+    li.title = String(fr.path || '') + ':' + fr.line + (monitored ? '\nclick to open' : '\n(not a monitored file)');
+    if (monitored) {
+      li.classList.add('mon');
+      li.dataset.file = String(fr.file);
+      li.dataset.line = String(fr.line);
+      li.dataset.path = String(fr.path || '');
+      li.tabIndex = 0;
+      li.setAttribute('role', 'link');
+    } else {
+      li.classList.add('ext');
+    }
+    if (isCur) li.classList.add('cur');
+    return li;
+  }
+
+  function fillThread(card, t) {
+    card.textContent = '';
+    card.className = 'thread' + (t.main ? ' main' : '') + (t.daemon ? ' daemon' : ' nondaemon') +
+      (t.alive === false ? ' dead' : '');
+    card.dataset.ident = String(t.ident);
+    card.dataset.daemon = String(!!t.daemon);
+    card.dataset.main = String(!!t.main);
+    var head = el('div', 't-head');
+    head.appendChild(el('span', 't-name', t.name != null ? t.name : '?'));
+    if (t.main) head.appendChild(el('span', 'badge badge-main', 'main'));
+    head.appendChild(t.daemon ? el('span', 'badge badge-daemon', 'daemon')
+      : el('span', 'badge badge-nondaemon', 'non-daemon'));
+    if (t.alive === false) head.appendChild(el('span', 'badge badge-dead', 'finished'));
+    var tid = el('span', 't-id', t.native_id != null ? 'tid ' + t.native_id : '');
+    tid.title = 'ident ' + t.ident + (t.native_id != null ? ', native id ' + t.native_id : '');
+    head.appendChild(tid);
+    card.appendChild(head);
+    var stack = Array.isArray(t.stack) ? t.stack : [];
+    if (!stack.length) {
+      card.appendChild(el('div', 't-empty', t.alive === false ? 'finished' : 'no Python frames'));
+      return;
+    }
+    var ol = el('ol', 'stack');
+    var open = S.expanded.has(String(t.ident));
+    var limit = open || stack.length <= STACK_FOLD + 2 ? stack.length : STACK_FOLD;
+    var curDone = false;
+    for (var i = 0; i < limit; i++) {
+      var fr = stack[i] || {};
+      var isCur = !curDone && fr.file != null;
+      if (isCur) curDone = true;
+      ol.appendChild(frameEl(fr, isCur));
+    }
+    card.appendChild(ol);
+    if (stack.length > STACK_FOLD + 2) {
+      var more = el('button', 'more', open ? 'show fewer frames'
+        : '… ' + (stack.length - limit) + ' more frames (outermost last)');
+      more.type = 'button';
+      more.dataset.ident = String(t.ident);
+      card.appendChild(more);
+    }
+  }
+
+  function renderThreads(snap) {
+    var box = $('threads');
+    var threads = Array.isArray(snap.threads) ? snap.threads.slice() : [];
+    // Main thread first, then the order the monitor gives.
+    threads.sort(function (a, b) { return (b.main ? 1 : 0) - (a.main ? 1 : 0); });
+    var seen = new Set();
+    threads.forEach(function (t) {
+      var key = String(t.ident);
+      seen.add(key);
+      var sig = JSON.stringify(t) + (S.expanded.has(key) ? '+' : '');
+      var rec = S.threadEls.get(key);
+      if (!rec) { rec = { el: el('div', 'thread'), sig: '' }; S.threadEls.set(key, rec); }
+      if (rec.sig !== sig) { fillThread(rec.el, t); rec.sig = sig; }
+    });
+    S.threadEls.forEach(function (rec, key) {
+      if (!seen.has(key)) { rec.el.remove(); S.threadEls.delete(key); }
+    });
+    var cur = box.children, same = cur.length === threads.length;
+    for (var i = 0; same && i < threads.length; i++) same = cur[i].dataset.ident === String(threads[i].ident);
+    if (!same) threads.forEach(function (t) { box.appendChild(S.threadEls.get(String(t.ident)).el); });
+    var nd = threads.filter(function (t) { return !t.daemon && !t.main && t.alive !== false; }).length;
+    setText($('threads-count'), threads.length + (nd ? ' · ' + nd + ' non-daemon' : ''));
+  }
+
+  // ---------------------------------------------------------------- snapshots
+
+  function applySnapshot(snap) {
+    if (!snap || typeof snap !== 'object') return;
+    S.snap = snap;
+    S.lastSnapAt = Date.now();
+    var nowMap = nowByFile(snap);
+    renderHeader(snap);
+    renderNotes(snap);
+    renderFiles(snap, nowMap);
+    renderThreads(snap);
+    updateBanner();
+    var files = Array.isArray(snap.files) ? snap.files : [];
+    if (!S.selected && files.length) {
+      selectFile(files[0].id, {});       // first load: the hottest file
+    } else if (S.selected) {
+      var view = S.views.get(S.selected);
+      if (view && view.root.parentNode === $('source')) updateView(view, snap, nowMap);
+      var f = findFile(snap, S.selected);
+      if (f) {
+        setText($('src-name'), f.name || basename(f.path));
+        setText($('src-path'), dirname(f.path));
+        $('src-path').title = String(f.path || '');
+      }
+    }
+    if (snap.state === 'stopped' && S.state !== 'ended') endStream();
+  }
+
+  function parse(data) {
+    try { return JSON.parse(data); } catch (e) { return null; }
+  }
+
+  function endStream() {
+    clearTimeout(S.giveUpTimer);
+    clearTimeout(S.retryTimer);
+    if (S.es) { S.es.close(); S.es = null; }
+    setState('ended');
+  }
+
+  function connect() {
+    clearTimeout(S.retryTimer);
+    if (S.es) S.es.close();
+    var es = new EventSource('/api/events');
+    S.es = es;
+    es.addEventListener('snapshot', function (ev) {
+      if (S.es !== es) return;
+      var snap = parse(ev.data);
+      clearTimeout(S.giveUpTimer);
+      S.giveUpTimer = 0;
+      if (S.state !== 'live' && S.state !== 'ended') setState('live');
+      applySnapshot(snap);
+    });
+    es.addEventListener('end', function (ev) {
+      if (S.es !== es) return;
+      var snap = parse(ev.data);
+      endStream();
+      if (snap) applySnapshot(snap);
+    });
+    es.onerror = function () {
+      if (S.es !== es || S.state === 'ended') return;
+      if (es.readyState === EventSource.CLOSED) {
+        // The browser gave up (HTTP error or wrong content type): check why, retry slowly.
+        es.close();
+        S.es = null;
+        probe();
+        setState('disconnected');
+        S.retryTimer = setTimeout(connect, 5000);
+        return;
+      }
+      if (S.state !== 'disconnected') setState('reconnecting');
+      if (!S.giveUpTimer) {
+        S.giveUpTimer = setTimeout(function () {
+          S.giveUpTimer = 0;
+          if (S.state === 'reconnecting' || S.state === 'connecting') setState('disconnected');
+        }, GIVE_UP_AFTER);
+      }
+    };
+  }
+
+  function probe() {
+    fetch('/api/snapshot', { credentials: 'same-origin', cache: 'no-store' }).then(function (r) {
+      S.denied = r.status === 403;
+      if (S.state === 'disconnected') updateBanner();
+    }, function () { S.denied = false; });
+  }
+
+  function tick() {
+    var stale = S.state === 'live' && S.lastSnapAt && Date.now() - S.lastSnapAt > STALL_AFTER;
+    $('conn').classList.toggle('stale', !!stale);
+    if (stale) setText($('conn-text'), 'live · no update for ' + Math.round((Date.now() - S.lastSnapAt) / 1000) + ' s');
+    else if (S.state === 'live') setText($('conn-text'), 'live');
+  }
+
+  // ---------------------------------------------------------------- events
+
+  function onFrameActivate(target) {
+    var fr = target.closest('.frame.mon');
+    if (!fr) return false;
+    var line = parseInt(fr.dataset.line, 10);
+    selectFile(fr.dataset.file, { line: line, path: fr.dataset.path });
+    return true;
+  }
+
+  function wire() {
+    $('files').addEventListener('click', function (ev) {
+      var li = ev.target.closest('.file');
+      if (li) selectFile(li.dataset.id, {});
+    });
+    $('files').addEventListener('keydown', function (ev) {
+      if (ev.key !== 'Enter' && ev.key !== ' ') return;
+      var li = ev.target.closest('.file');
+      if (li) { ev.preventDefault(); selectFile(li.dataset.id, {}); }
+    });
+    $('threads').addEventListener('click', function (ev) {
+      var more = ev.target.closest('.more');
+      if (more) {
+        var key = more.dataset.ident;
+        if (S.expanded.has(key)) S.expanded.delete(key); else S.expanded.add(key);
+        if (S.snap) renderThreads(S.snap);
+        return;
+      }
+      onFrameActivate(ev.target);
+    });
+    $('threads').addEventListener('keydown', function (ev) {
+      if ((ev.key === 'Enter' || ev.key === ' ') && onFrameActivate(ev.target)) ev.preventDefault();
+    });
+    $('source').addEventListener('scroll', scheduleMinimap, { passive: true });
+    window.addEventListener('resize', scheduleMinimap);
+    $('minimap').addEventListener('click', function (ev) {
+      var view = S.selected && S.views.get(S.selected);
+      if (!view || !view.n) return;
+      var r = ev.currentTarget.getBoundingClientRect();
+      var line = Math.min(view.n, Math.max(1, Math.floor((ev.clientY - r.top) / r.height * view.n) + 1));
+      scrollToLine(view, line, false);
+    });
+    $('btn-hot').addEventListener('click', function () {
+      var view = S.selected && S.views.get(S.selected);
+      if (!view || !view.figures) return;
+      // Hottest by recent self heat; if nothing ran recently, by total.
+      var best = 0, bestV = -1;
+      view.figures.lines.forEach(function (v, line) {
+        var score = v.r && !v.ri ? 2 + v.fr : (v.t && !v.ti ? 1 + v.ft : v.fr * 0.5);
+        if (score > bestV) { bestV = score; best = line; }
+      });
+      if (best) scrollToLine(view, best, true);
+    });
+    $('btn-now').addEventListener('click', function () {
+      if (!S.snap) return;
+      var nowMap = nowByFile(S.snap);
+      var here = S.selected && nowMap.get(S.selected);
+      if (here && here.size) {
+        var lines = Array.from(here.keys()).sort(function (a, b) { return a - b; });
+        var line = lines[S.nowCycle++ % lines.length];
+        var view = S.views.get(S.selected);
+        if (view) scrollToLine(view, line, true);
+        return;
+      }
+      var first = (S.snap.now || []).filter(function (n) { return n && n.file != null; })[0];
+      if (first) selectFile(first.file, { line: first.line });
+    });
+  }
+
+  function start() {
+    wire();
+    setState('connecting');
+    setInterval(tick, 1000);
+    fetch('/api/snapshot', { credentials: 'same-origin', cache: 'no-store' }).then(function (r) {
+      if (r.status === 403) { S.denied = true; }
+      return r.ok ? r.json() : null;
+    }).then(function (snap) {
+      // The stream may already have delivered a newer picture.
+      if (snap && !S.snap) applySnapshot(snap);
+    }).catch(function () { /* the event stream reports connection problems */ });
+    connect();
+  }
+
+  if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', start);
+  else start();
+})();

@@ -1,0 +1,195 @@
+"""Collector contracts: what the sampler and the exact counters see, in every thread."""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+
+import pytest
+import workloads
+from conftest import HAS_MONITORING, wait_for
+from workloads import line_of
+
+import stethoscope
+from stethoscope.model import LINE_FIELDS
+
+only_workloads = stethoscope.files.path_contains("workloads.py")
+
+
+def _row(mon: stethoscope.Monitor, marker: str) -> dict[str, int]:
+    snap = mon.snapshot()
+    heat = snap.file(workloads.FILE)
+    row = heat.line(line_of(marker)) if heat is not None else None
+    return dict(zip(LINE_FIELDS, row)) if row else dict.fromkeys(LINE_FIELDS, 0)
+
+
+def _settle(mon: stethoscope.Monitor) -> None:
+    """Let the sampler fold pending exact counts (it does so a few times a second)."""
+    time.sleep(0.5)
+
+
+@pytest.fixture
+def spinner() -> object:
+    """A thread that is already spinning before the monitor starts."""
+    stop = threading.Event()
+    thread = threading.Thread(target=workloads.spin_until, args=(stop,), name="early-spinner",
+                              daemon=True)
+    thread.start()
+    yield thread
+    stop.set()
+    thread.join(5)
+
+
+def test_sampler_sees_threads_that_were_running_before_trace(spinner: threading.Thread) -> None:
+    with stethoscope.trace(only_workloads, port=0, quiet=True, mode="sample") as mon:
+        wait_for(lambda: _row(mon, "spin")["self_total"] >= 10, timeout=5)
+        snap = mon.snapshot()
+    names = {t.name: t for t in snap.threads}
+    assert "early-spinner" in names and names["early-spinner"].daemon
+    frame = next(f for f in names["early-spinner"].stack if f.func == "spin_until")
+    assert frame.line == line_of("spin") and frame.path == workloads.FILE
+    assert any(n.line == line_of("spin") for n in snap.now)
+
+
+def test_sampler_gives_waiting_threads_inclusive_but_no_self_time() -> None:
+    event = threading.Event()
+    waiter = threading.Thread(target=workloads.wait_on, args=(event,), name="waiter", daemon=True)
+    waiter.start()
+    try:
+        with stethoscope.trace(only_workloads, port=0, quiet=True, mode="sample") as mon:
+            wait_for(lambda: _row(mon, "waiting")["incl_total"] >= 20, timeout=5)
+            row = _row(mon, "waiting")
+    finally:
+        event.set()
+        waiter.join(5)
+    assert row["self_total"] <= 2, row  # at most the tick that saw it start
+
+
+def test_sampler_never_lists_its_own_threads() -> None:
+    with stethoscope.trace(port=0, quiet=True) as mon:
+        wait_for(lambda: mon.snapshot().threads, timeout=2)
+        names = [t.name for t in mon.snapshot().threads]
+    assert "MainThread" in names
+    assert not [n for n in names if n.startswith("stethoscope")]
+
+
+def test_trace_counts_every_line_exactly_in_the_calling_thread() -> None:
+    with stethoscope.trace(only_workloads, port=0, quiet=True, mode="trace") as mon:
+        workloads.count_to(12_345)
+        _settle(mon)
+        row = _row(mon, "body")
+    assert row["hits_total"] == 12_345
+    assert row["hits_recent"] == 12_345
+
+
+def test_trace_counts_new_threads_exactly_and_loses_nothing_across_threads() -> None:
+    with stethoscope.trace(only_workloads, port=0, quiet=True, mode="trace") as mon:
+        threads = [threading.Thread(target=workloads.count_to, args=(20_000,), name=f"w{i}",
+                                    daemon=True) for i in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+        _settle(mon)
+        row = _row(mon, "body")
+    assert row["hits_total"] == 8 * 20_000
+
+
+def test_trace_counts_the_rest_of_a_frame_already_running_in_the_calling_thread() -> None:
+    mon = stethoscope.trace(stethoscope.files.path_contains("test_collectors.py"), port=0,
+                            quiet=True, mode="trace")
+    try:
+        for _ in range(1000):
+            pass  # already-running frame
+        _settle(mon)
+        snap = mon.snapshot()
+    finally:
+        mon.stop()
+    heat = snap.file(__file__)
+    assert heat is not None
+    marker_line = next(i for i, text in enumerate(open(__file__).read().splitlines(), 1)
+                       if text.endswith("# already-running frame"))
+    row = heat.line(marker_line)
+    assert row is not None and row[LINE_FIELDS.index("hits_total")] == 1000
+
+
+def test_trace_mode_on_threads_that_were_running_before_trace(spinner: threading.Thread) -> None:
+    with stethoscope.trace(only_workloads, port=0, quiet=True, mode="trace") as mon:
+        time.sleep(0.6)
+        row = _row(mon, "spin")
+        notes = mon.snapshot().notes
+        if HAS_MONITORING:
+            # sys.monitoring reaches every thread: counted exactly from now on.
+            assert row["hits_total"] > 1000
+        else:
+            # settrace cannot reach a running thread: sampled, and the page says so.
+            assert row["hits_total"] == 0
+            assert row["self_total"] > 0
+            assert any("threads already running are sampled" in n for n in notes)
+
+
+def test_trace_mode_ignores_files_the_filter_rejects() -> None:
+    with stethoscope.trace(stethoscope.files.path_contains("no-such-dir"), port=0, quiet=True,
+                           mode="trace") as mon:
+        workloads.count_to(1000)
+        _settle(mon)
+        assert mon.snapshot().files == ()
+
+
+@pytest.mark.skipif(HAS_MONITORING, reason="settrace is the tracer on 3.10/3.11 only")
+def test_settrace_restores_the_previous_tracer() -> None:
+    def other_tracer(frame: object, event: str, arg: object) -> None:
+        return None
+
+    sys.settrace(other_tracer)
+    try:
+        with stethoscope.trace(only_workloads, port=0, quiet=True, mode="trace"):
+            assert sys.gettrace() is not other_tracer
+        assert sys.gettrace() is other_tracer
+    finally:
+        sys.settrace(None)
+
+
+@pytest.mark.skipif(not HAS_MONITORING, reason="sys.monitoring exists on 3.12+ only")
+def test_monitoring_leaves_sys_settrace_alone_and_frees_its_tool_id() -> None:
+    with stethoscope.trace(only_workloads, port=0, quiet=True, mode="trace"):
+        assert sys.gettrace() is None
+        assert sys.monitoring.get_tool(sys.monitoring.PROFILER_ID) == "stethoscope"
+    assert sys.monitoring.get_tool(sys.monitoring.PROFILER_ID) is None
+
+
+@pytest.mark.skipif(not HAS_MONITORING, reason="sys.monitoring exists on 3.12+ only")
+def test_monitoring_counts_again_after_a_restart() -> None:
+    for _ in range(2):
+        with stethoscope.trace(only_workloads, port=0, quiet=True, mode="trace") as mon:
+            workloads.count_to(500)
+            _settle(mon)
+            assert _row(mon, "body")["hits_total"] == 500
+
+
+@pytest.mark.parametrize("mode", ["sample", "trace"])
+def test_collectors_survive_many_short_lived_threads(mode: str) -> None:
+    with stethoscope.trace(only_workloads, port=0, quiet=True, mode=mode) as mon:  # type: ignore[arg-type]
+        for _ in range(20):
+            batch = [threading.Thread(target=workloads.count_to, args=(2000,), daemon=True)
+                     for _ in range(10)]
+            for thread in batch:
+                thread.start()
+            for thread in batch:
+                thread.join(10)
+        _settle(mon)
+        snap = mon.snapshot()
+        assert not [note for note in snap.notes if "stopped" in note]
+        if mode == "trace":
+            assert _row(mon, "body")["hits_total"] == 200 * 2000
+        counters = mon._counters._live  # ended threads' counters are dropped
+        assert len(counters) <= 3
+
+
+def test_achieved_sample_rate_is_reported() -> None:
+    with stethoscope.trace(only_workloads, port=0, quiet=True, sample_hz=50) as mon:
+        workloads.busy_for(1.0)
+        snap = mon.snapshot()
+    assert snap.sample_hz_requested == 50
+    assert 20 <= snap.sample_hz_achieved <= 60
