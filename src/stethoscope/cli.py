@@ -10,10 +10,11 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from . import __version__, files
 from .api import stop, trace
-from .config import MODES, ConfigError
+from .config import MODES, Config, ConfigError, new_token
 from .files import FileFilter
 from .runner import TargetError, reraise_silently, run_module, run_script
 from .server import PortInUseError
@@ -114,21 +115,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     return _demo(parser, args)
 
 
-def _start(parser: argparse.ArgumentParser, args: argparse.Namespace, file_filter: FileFilter
-           ) -> None:
+def _settings(args: argparse.Namespace, file_filter: FileFilter) -> dict[str, Any]:
+    return {"files": file_filter, "host": args.host, "port": args.port,
+            "browser": args.browser, "daemon": not args.keep_serving, "mode": args.mode,
+            "token": args.token, "sample_hz": args.sample_hz, "window": args.window,
+            "quiet": args.quiet}
+
+
+def _start(parser: argparse.ArgumentParser, settings: dict[str, Any]) -> None:
     try:
-        trace(file_filter, host=args.host, port=args.port, browser=args.browser,
-              daemon=not args.keep_serving, mode=args.mode, token=args.token,
-              sample_hz=args.sample_hz, window=args.window, quiet=args.quiet)
+        trace(**settings)
     except (ConfigError, PortInUseError, OSError) as exc:
         parser.exit(2, f"{PROG}: error: {exc}\n")
 
 
 def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    settings = _settings(args, args.files)
+    try:  # bad options first, as python would complain about them before the file
+        Config(**{**settings, "token": settings["token"] or new_token()})
+    except ConfigError as exc:
+        parser.exit(2, f"{PROG}: error: {exc}\n")
     if args.script is not None and not os.path.exists(args.script):
         parser.exit(2, f"{PROG}: error: can't open file "
                        f"{os.path.abspath(args.script)!r}: no such file\n")
-    _start(parser, args, args.files)
+    _start(parser, settings)
     try:
         if args.module is not None:
             run_module(args.module, args.args)
@@ -153,7 +163,7 @@ def _demo(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     def demo_filter(path: str) -> bool:
         return path.startswith(demo_dir) or chosen(path)
 
-    _start(parser, args, demo_filter)
+    _start(parser, _settings(args, demo_filter))
     script_args = [] if args.duration is None else ["--duration", str(args.duration)]
     try:
         run_script(workload.__file__, script_args)

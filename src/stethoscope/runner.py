@@ -30,8 +30,9 @@ def run_script(path: str, args: list[str]) -> None:
         raise TargetError(f"{path!r} is a directory; pass a script, or -m for a package")
     with open(path, "rb") as f:
         source = f.read()
+    filename = os.path.abspath(path)  # python makes __main__.__file__ absolute (3.9+)
     try:
-        code = compile(source, path, "exec", dont_inherit=True)
+        code = compile(source, filename, "exec", dont_inherit=True)
     except SyntaxError:
         _print_trimmed(*sys.exc_info())
         raise SystemExit(1) from None
@@ -39,7 +40,7 @@ def run_script(path: str, args: list[str]) -> None:
     sys.path[0] = os.path.dirname(os.path.realpath(path))
     module = types.ModuleType("__main__")
     module.__dict__.update({
-        "__file__": path,
+        "__file__": filename,
         "__builtins__": __builtins__,
         "__cached__": None,
         "__spec__": None,
