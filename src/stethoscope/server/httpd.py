@@ -64,6 +64,7 @@ def _load_assets() -> dict[str, tuple[bytes, str]]:
 class _HTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False  # server_close() must never wait for a handler
+    inline = False  # set once handler threads cannot be started any more
 
     def __init__(self, address: tuple[str, int], owner: Server) -> None:
         self.owner = owner
@@ -78,7 +79,14 @@ class _HTTPServer(ThreadingHTTPServer):
         thread = threading.Thread(target=self.process_request_thread,
                                   args=(request, client_address),
                                   name="stethoscope-http", daemon=True)
-        thread.start()
+        try:
+            thread.start()
+        except RuntimeError:
+            # CPython 3.12.0-3.12.2 refuse new threads once __main__ has finished
+            # (gh-113964), which is when daemon=False keeps serving. Answer in this
+            # thread instead; event streams then send one event per request.
+            self.inline = True
+            self.process_request_thread(request, client_address)
 
     def shutdown_request(self, request: Any) -> None:
         with self._conns_lock:
@@ -298,5 +306,5 @@ class _Handler(BaseHTTPRequestHandler):
             data = owner.backend.snapshot_json()
             event = b"end" if ending else b"snapshot"
             write(b"event: " + event + b"\ndata: " + data + b"\n\n")
-            if ending:
-                return
+            if ending or self.server.inline:
+                return  # inline: the client reconnects after `retry` for the next one
