@@ -8,9 +8,10 @@ import threading
 import time
 
 import pytest
-from conftest import HAS_MONITORING, wait_for
 
 import stethoscope
+
+from conftest import HAS_MONITORING, wait_for
 
 
 def _port_free(port: int) -> bool:

@@ -9,6 +9,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+
 from conftest import run_cli, run_python
 
 PROBE = textwrap.dedent("""

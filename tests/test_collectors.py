@@ -5,14 +5,16 @@ from __future__ import annotations
 import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
-import workloads
-from conftest import HAS_MONITORING, wait_for
-from workloads import line_of
 
 import stethoscope
 from stethoscope.model import LINE_FIELDS
+
+import workloads
+from conftest import HAS_MONITORING, wait_for
+from workloads import line_of
 
 only_workloads = stethoscope.files.path_contains("workloads.py")
 
@@ -21,7 +23,7 @@ def _row(mon: stethoscope.Monitor, marker: str) -> dict[str, int]:
     snap = mon.snapshot()
     heat = snap.file(workloads.FILE)
     row = heat.line(line_of(marker)) if heat is not None else None
-    return dict(zip(LINE_FIELDS, row)) if row else dict.fromkeys(LINE_FIELDS, 0)
+    return dict(zip(LINE_FIELDS, row, strict=True)) if row else dict.fromkeys(LINE_FIELDS, 0)
 
 
 def _settle(mon: stethoscope.Monitor) -> None:
@@ -108,7 +110,7 @@ def test_trace_counts_the_rest_of_a_frame_already_running_in_the_calling_thread(
         mon.stop()
     heat = snap.file(__file__)
     assert heat is not None
-    marker_line = next(i for i, text in enumerate(open(__file__).read().splitlines(), 1)
+    marker_line = next(i for i, text in enumerate(Path(__file__).read_text().splitlines(), 1)
                        if text.endswith("# already-running frame"))
     row = heat.line(marker_line)
     assert row is not None and row[LINE_FIELDS.index("hits_total")] == 1000

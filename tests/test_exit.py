@@ -13,7 +13,8 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest import child_env, read_url, run_python, start_python, wait_for
+
+from conftest import child_env, read_url, run_python, start_python
 
 WORK = textwrap.dedent("""
     import sys, time, threading

@@ -74,7 +74,7 @@ def test_snapshot_rows_follow_line_fields() -> None:
     snap = _snap(_store_with_data(FakeClock()))
     hot = snap.file("hot.py")
     assert hot is not None
-    row = dict(zip(LINE_FIELDS, hot.line(3) or ()))
+    row = dict(zip(LINE_FIELDS, hot.line(3) or (), strict=True))
     assert row == {"line": 3, "hits_recent": 0, "hits_total": 0, "self_recent": 40,
                    "self_total": 40, "incl_recent": 40, "incl_total": 40}
     assert hot.line(1) == (1, 0, 0, 0, 0, 40, 40)

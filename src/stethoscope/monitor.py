@@ -52,7 +52,7 @@ class Monitor:
         self._stop_lock = threading.Lock()
         self._stopped = threading.Event()
         self._snapshot_lock = threading.Lock()
-        self._cached: tuple[float, bytes] | None = None
+        self._cached: tuple[float, State, bytes] | None = None
         self._sources: dict[str, bytes] = {}
         self.resolver = Resolver(config.files, self.store, on_error=self._note)
         self._counters = ThreadCounters(self.store, self.resolver)
@@ -120,7 +120,6 @@ class Monitor:
                     self._note(f"{collector.name} did not stop cleanly: {exc}")
             self._fold()
             self._state = "stopped"
-            self._cached = None
             self.server.stop()
         finally:
             if self._on_stop is not None:
@@ -160,7 +159,6 @@ class Monitor:
         if self.config.daemon or self._stopped.is_set():
             return
         self._state = "main-finished"
-        self._cached = None
         _say(f"the main thread has finished; still serving the final picture at {self.url} "
              f"(daemon=False). Press Ctrl+C or send SIGTERM to end.")
         previous = _install_sigterm(self._stopped.set)
@@ -198,10 +196,14 @@ class Monitor:
     def snapshot_json(self) -> bytes:
         with self._snapshot_lock:
             now = time.monotonic()
-            if self._cached is not None and now - self._cached[0] < SNAPSHOT_MAX_AGE:
-                return self._cached[1]
+            state = self._state
+            # Keyed by state too: a build that began before stop() must not be
+            # served as the final picture.
+            cached = self._cached
+            if cached is not None and cached[1] == state and now - cached[0] < SNAPSHOT_MAX_AGE:
+                return cached[2]
             data = self.snapshot().to_json()
-            self._cached = (now, data)
+            self._cached = (now, state, data)
             return data
 
     def source_json(self, file_id: str) -> bytes | None:

@@ -18,7 +18,7 @@ import sys
 import threading
 from collections.abc import Callable
 from types import CodeType, FrameType
-from typing import Any
+from typing import Any, ClassVar
 
 from .counting import ThreadCounters
 from .filters import Resolver
@@ -36,7 +36,7 @@ class MonitoringTracer:
     # Tool ids this process has used before. Locations that returned DISABLE stay
     # disabled for that id even after it was freed, so reusing one needs
     # restart_events() (which also re-arms other tools' disabled events, once).
-    _used_ids: set[int] = set()
+    _used_ids: ClassVar[set[int]] = set()
 
     def __init__(self, resolver: Resolver, counters: ThreadCounters,
                  on_fault: Callable[[str], None]) -> None:
@@ -44,7 +44,7 @@ class MonitoringTracer:
         self._counters = counters
         self._on_fault = on_fault
         self._tool: int | None = None
-        self._armed: set[CodeType] = set()
+        self._armed = counters.codes  # id -> code object with LINE events on
         self._local = threading.local()
 
     def start(self) -> None:
@@ -79,11 +79,11 @@ class MonitoringTracer:
                 frame = frame.f_back
 
     def _arm(self, code: CodeType) -> None:
-        if code in self._armed or self._tool is None:
+        if id(code) in self._armed or self._tool is None:
             return
         if self._resolver(code.co_filename) is not None:
+            self._armed[id(code)] = code
             sys.monitoring.set_local_events(self._tool, code, sys.monitoring.events.LINE)
-            self._armed.add(code)
 
     def _on_start(self, code: CodeType, offset: int) -> Any:
         try:
@@ -103,8 +103,7 @@ class MonitoringTracer:
             except AttributeError:
                 counts = local.counts = new_counts()
             try:
-                key = (code, line)
-                counts[key] = counts.get(key, 0) + 1
+                counts[id(code), line] += 1
             except Exception as exc:  # e.g. MemoryError; never reach the user's code
                 fault(exc)
 
@@ -121,9 +120,8 @@ class MonitoringTracer:
             return
         mon = sys.monitoring
         mon.set_events(tool, mon.events.NO_EVENTS)
-        for code in self._armed:
+        for code in list(self._armed.values()):
             mon.set_local_events(tool, code, mon.events.NO_EVENTS)
-        self._armed.clear()
         mon.register_callback(tool, mon.events.PY_START, None)
         mon.register_callback(tool, mon.events.LINE, None)
         mon.free_tool_id(tool)

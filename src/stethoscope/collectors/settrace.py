@@ -57,6 +57,7 @@ class SettraceTracer:
         frame: FrameType | None = sys._getframe(1)
         while frame is not None:
             if self._resolver(frame.f_code.co_filename) is not None:
+                self._counters.codes[id(frame.f_code)] = frame.f_code
                 frame.f_trace = local_trace
             frame = frame.f_back
 
@@ -79,6 +80,7 @@ class SettraceTracer:
         ``restore`` is the trace function this thread gets back once stopped.
         """
         counts = self._counters.new()
+        codes = self._counters.codes
         resolve = self._resolver
         cache = resolve.cache
         tracer = self
@@ -86,8 +88,7 @@ class SettraceTracer:
         def local_trace(frame: FrameType, event: str, arg: Any) -> Any:
             if event == "line":
                 try:
-                    key = (frame.f_code, frame.f_lineno)
-                    counts[key] = counts.get(key, 0) + 1
+                    counts[id(frame.f_code), frame.f_lineno] += 1
                 except Exception as exc:
                     tracer._fault(exc)
                     return None
@@ -97,13 +98,17 @@ class SettraceTracer:
             if not tracer._active:
                 sys.settrace(restore)
                 return None
-            filename = frame.f_code.co_filename
+            code = frame.f_code
+            filename = code.co_filename
             try:
                 fid = cache[filename] if filename in cache else resolve(filename)
             except Exception as exc:
                 tracer._fault(exc)
                 return None
-            return local_trace if fid is not None else None
+            if fid is None:
+                return None
+            codes[id(code)] = code
+            return local_trace
 
         local_trace.stethoscope = True  # type: ignore[attr-defined]
         return global_trace, local_trace

@@ -266,7 +266,11 @@ class _Handler(BaseHTTPRequestHandler):
     do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_TRACE = do_CONNECT = _not_allowed
 
     def _get(self) -> None:
-        parts = urlsplit(self.path)
+        try:
+            parts = urlsplit(self.path)
+        except ValueError:  # e.g. an absolute-form target with a broken IPv6 host
+            self._plain(HTTPStatus.BAD_REQUEST, "malformed request target")
+            return
         query = parse_qs(parts.query, keep_blank_values=True)
         refusal = self._refusal(query)
         if refusal is not None:
