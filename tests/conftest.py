@@ -37,6 +37,8 @@ def no_leaks() -> Iterator[None]:
         "threading.gettrace": threading.gettrace(),
         "tool ids": _tool_ids(),
         "threading._shutdown": threading._shutdown,  # type: ignore[attr-defined]
+        "Thread.__init__": threading.Thread.__init__,
+        "Thread.start": threading.Thread.start,
     }
     yield
     problems = []
@@ -53,6 +55,8 @@ def no_leaks() -> Iterator[None]:
         "threading.gettrace": threading.gettrace(),
         "tool ids": _tool_ids(),
         "threading._shutdown": threading._shutdown,  # type: ignore[attr-defined]
+        "Thread.__init__": threading.Thread.__init__,
+        "Thread.start": threading.Thread.start,
     }
     for key, value in before.items():
         if after[key] != value:

@@ -11,7 +11,7 @@ See README.md for the whole API.
 from __future__ import annotations
 
 from . import files
-from .api import AlreadyRunningError, current, stop, trace
+from .api import AlreadyRunningError, current, dump, stop, trace
 from .config import ConfigError
 from .model import Snapshot
 from .monitor import Monitor
@@ -27,6 +27,7 @@ __all__ = [
     "Snapshot",
     "__version__",
     "current",
+    "dump",
     "files",
     "stop",
     "trace",

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import os
 import threading
+from typing import TextIO
 
 from .config import Config, Mode, new_token
 from .files import FileFilter
 from .files import user as _user_files
-from .monitor import Monitor
+from .monitor import Monitor, write_stderr
 
 
 class AlreadyRunningError(RuntimeError):
@@ -33,6 +34,8 @@ def trace(
     sample_hz: float = 100.0,
     window: int = 10,
     quiet: bool = False,
+    hang_report: float = 3.0,
+    dump_signal: int | None = None,
 ) -> Monitor:
     """Start monitoring this process and serving the page; return the Monitor.
 
@@ -44,7 +47,8 @@ def trace(
         files=_user_files if files is None else files,
         host=host, port=port, browser=browser, daemon=daemon, mode=mode,
         processes=processes, token=new_token() if token is None else token,
-        sample_hz=sample_hz, window=window, quiet=quiet,
+        sample_hz=sample_hz, window=window, quiet=quiet, hang_report=hang_report,
+        dump_signal=dump_signal,
     )
     with _lock:
         if _current is not None and _current.running:
@@ -64,6 +68,48 @@ def stop() -> None:
     monitor = _current
     if monitor is not None:
         monitor.stop()
+
+
+def dump(file: TextIO | None = None) -> str:
+    """Print a report on every thread (creation site, state, stack) and return it.
+
+    Works with or without a running monitor; without one, creation sites are
+    unknown. Writes to ``file``, or to stderr (fd 2) when None.
+    """
+    monitor = _current
+    report = monitor.dump() if monitor is not None and monitor.running else _standalone_dump()
+    if file is None:
+        write_stderr(report)
+    else:
+        file.write(report)
+    return report
+
+
+def _standalone_dump() -> str:
+    import sys
+    import time
+
+    from .collectors.counting import is_own_thread
+    from .collectors.cputime import ThreadCPU
+    from .collectors.filters import Resolver
+    from .collectors.threads import ThreadDescriber
+    from .model import Store
+    from .render.threads import dump_report
+
+    store = Store(window=1)
+    cpu = ThreadCPU()
+    try:
+        describer = ThreadDescriber(Resolver(_user_files, store), None, cpu)
+        meta = {t.ident: t for t in threading.enumerate() if t.ident is not None}
+        skip = {i for i, t in meta.items() if is_own_thread(t)}
+        describer.describe(sys._current_frames(), meta, skip)  # first CPU reading
+        time.sleep(0.05)
+        store.set_threads(describer.describe(sys._current_frames(), meta, skip), [])
+    finally:
+        cpu.close()
+    snap = store.snapshot(state="running", mode="none", heat="time", started=time.time(),
+                          sample_hz=0.0, argv=sys.argv, python="")
+    return dump_report(snap)
 
 
 def current() -> Monitor | None:

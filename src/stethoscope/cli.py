@@ -40,6 +40,18 @@ def _files_filter(spec: str) -> FileFilter:
     )
 
 
+def _signal_number(name: str) -> int:
+    import signal
+
+    spec = name.upper()
+    if spec.isdigit():
+        return int(spec)
+    try:
+        return int(signal.Signals[spec if spec.startswith("SIG") else f"SIG{spec}"])
+    except KeyError:
+        raise argparse.ArgumentTypeError(f"{name!r} is not a signal name such as USR1") from None
+
+
 def _monitor_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("monitor options (as in stethoscope.trace())")
     group.add_argument("--host", default="127.0.0.1",
@@ -62,6 +74,12 @@ def _monitor_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--window", type=int, default=10,
                        help="seconds of recent heat (default: 10)")
     group.add_argument("--quiet", action="store_true", help="do not print the URL")
+    group.add_argument("--hang-report", type=float, default=3.0, metavar="SECONDS",
+                       help="when the main thread has finished but non-daemon threads keep the "
+                            "process alive, report them on stderr after this long "
+                            "(default: 3; 0: never)")
+    group.add_argument("--dump-signal", type=_signal_number, default=None, metavar="SIGNAL",
+                       help="print the thread report when this signal arrives, e.g. USR1")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -85,7 +103,7 @@ def _parser() -> argparse.ArgumentParser:
 def _split_target(argv: list[str]) -> tuple[list[str], list[str]]:
     """Options for us, and the target's words: the script or ``-m module`` and its args."""
     takes_value = {"--host", "--port", "--mode", "--files", "--token", "--sample-hz",
-                   "--window", "--duration"}
+                   "--window", "--duration", "--hang-report", "--dump-signal"}
     for i, word in enumerate(argv):
         if word == "-m":
             return argv[:i + 2], argv[i + 2:]
@@ -119,7 +137,8 @@ def _settings(args: argparse.Namespace, file_filter: FileFilter) -> dict[str, An
     return {"files": file_filter, "host": args.host, "port": args.port,
             "browser": args.browser, "daemon": not args.keep_serving, "mode": args.mode,
             "token": args.token, "sample_hz": args.sample_hz, "window": args.window,
-            "quiet": args.quiet}
+            "quiet": args.quiet, "hang_report": args.hang_report,
+            "dump_signal": args.dump_signal}
 
 
 def _start(parser: argparse.ArgumentParser, settings: dict[str, Any]) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import secrets
+import signal
 from dataclasses import dataclass, field
 from typing import Literal, get_args
 
@@ -47,6 +48,10 @@ class Config:
     sample_hz: float = 100.0
     window: int = 10
     quiet: bool = False
+    # Seconds after the main thread finished before the report on the threads
+    # that hold the exit is printed; 0 turns it off.
+    hang_report: float = 3.0
+    dump_signal: int | None = None  # e.g. signal.SIGUSR1: print the thread report
 
     def __post_init__(self) -> None:
         if not callable(self.files):
@@ -75,6 +80,16 @@ class Config:
                 or not 1 <= self.window <= 3600:
             raise ConfigError(f"window must be a whole number of seconds from 1 to 3600, "
                               f"not {self.window!r}")
+        if isinstance(self.hang_report, bool) or not isinstance(self.hang_report, (int, float)) \
+                or not 0 <= self.hang_report <= 86400:
+            raise ConfigError(f"hang_report must be a number of seconds from 0 (off) to 86400, "
+                              f"not {self.hang_report!r}")
+        if self.dump_signal is not None:
+            valid: set[int] = set(signal.valid_signals())
+            if isinstance(self.dump_signal, bool) or self.dump_signal not in valid \
+                    or self.dump_signal in (signal.SIGKILL, signal.SIGSTOP):
+                raise ConfigError(f"dump_signal must be a signal number such as "
+                                  f"signal.SIGUSR1, not {self.dump_signal!r}")
         for name in ("browser", "daemon", "processes", "quiet"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"{name} must be True or False, not {getattr(self, name)!r}")

@@ -26,19 +26,28 @@ from .collectors.counting import ThreadCounters
 from .collectors.exitwatch import MainFinishedHook
 from .collectors.filters import Resolver
 from .collectors.sampler import Sampler
+from .collectors.threads import ThreadRegistry
 from .config import DEFAULT_PORT, Config
 from .model import Snapshot, Store
 from .model.snapshot import HeatKind, State
 from .render.source import read_source, render_source
+from .render.threads import dump_report, hang_report
 from .server import Server
 
 SNAPSHOT_MAX_AGE = 0.1  # seconds a built snapshot is reused for other clients
 
 
-def _say(message: str) -> None:
-    """One line to stderr, unbuffered, safe during interpreter shutdown."""
+def write_stderr(text: str) -> None:
+    """Text to stderr with os.write: no buffer lock shared with the program, and
+    safe from a daemon thread during interpreter shutdown."""
+    data = text.encode(errors="replace")
     with contextlib.suppress(OSError):
-        os.write(2, f"stethoscope: {message}\n".encode(errors="replace"))
+        while data:
+            data = data[os.write(2, data):]
+
+
+def _say(message: str) -> None:
+    write_stderr(f"stethoscope: {message}\n")
 
 
 class Monitor:
@@ -59,6 +68,9 @@ class Monitor:
         self.mode: str = "sample"
         self._tracer: Collector | None = None
         self._collectors: list[Collector] = []
+        self._main_finished_at: float | None = None
+        self._hang_reported = False
+        self._previous_dump_handler: Any = None
         port = DEFAULT_PORT if config.port is None else config.port
         self.server = Server(self, host=config.host, port=port, token=config.token,
                              fallback_port=config.port is None, loopback=config.loopback)
@@ -71,12 +83,15 @@ class Monitor:
         config = self.config
         if config.mode == "trace":
             self._start_tracer()
+        registry = ThreadRegistry(self.resolver, on_fault=self._note)
         sampler = Sampler(self.store, self.resolver, config.sample_hz, on_fault=self._note,
-                          periodic=self._fold)
+                          registry=registry, periodic=self._periodic)
         hook = MainFinishedHook(self._main_finished, on_fault=self._note)
-        for collector in (sampler, hook):
+        for collector in (registry, sampler, hook):
             collector.start()
             self._collectors.append(collector)
+        if config.dump_signal is not None:
+            self._install_dump_signal(config.dump_signal)
         self.server.start()
         atexit.register(self._at_exit)
         if not config.quiet:
@@ -113,6 +128,7 @@ class Monitor:
             self._stopped.set()
         try:
             atexit.unregister(self._at_exit)
+            self._uninstall_dump_signal()
             for collector in reversed(self._collectors):
                 try:
                     collector.stop()
@@ -156,9 +172,12 @@ class Monitor:
         self.stop()
 
     def _main_finished(self) -> None:
+        """Runs in the main thread when __main__ has finished (see MainFinishedHook)."""
+        self._main_finished_at = time.time()
+        self.store.set_exit(self._main_finished_at, self.config.hang_report, False)
+        self._state = "main-finished"
         if self.config.daemon or self._stopped.is_set():
             return
-        self._state = "main-finished"
         _say(f"the main thread has finished; still serving the final picture at {self.url} "
              f"(daemon=False). Press Ctrl+C or send SIGTERM to end.")
         previous = _install_sigterm(self._stopped.set)
@@ -171,6 +190,48 @@ class Monitor:
             if previous is not None:
                 signal.signal(signal.SIGTERM, previous)
         self.stop()
+
+    def _periodic(self) -> None:
+        """A few times a second, in the sampler thread: fold counts, watch the exit."""
+        self._fold()
+        finished = self._main_finished_at
+        delay = self.config.hang_report
+        if finished is None or self._hang_reported or not delay or not self.config.daemon:
+            return
+        if time.time() - finished < delay:
+            return
+        self._hang_reported = True
+        self.store.set_exit(finished, delay, True)
+        report = hang_report(self.snapshot())
+        if report is not None:
+            write_stderr(report)
+
+    def dump(self) -> str:
+        """The report on every thread: creation site, state, stack."""
+        return dump_report(self.snapshot())
+
+    def _install_dump_signal(self, signum: int) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            self._note("dump_signal is ignored: signal handlers can only be set when trace() "
+                       "is called from the main thread")
+            return
+
+        def on_signal(received: int, frame: FrameType | None) -> None:
+            write_stderr(self.dump())
+
+        self._dump_handler = on_signal
+        self._previous_dump_handler = signal.signal(signum, on_signal)
+
+    def _uninstall_dump_signal(self) -> None:
+        signum = self.config.dump_signal
+        if signum is None or self._previous_dump_handler is None:
+            return
+        try:
+            if signal.getsignal(signum) is self._dump_handler:
+                signal.signal(signum, self._previous_dump_handler)
+        except ValueError:  # not the main thread: leave it; it only prints a report
+            pass
+        self._previous_dump_handler = None
 
     # -- data --------------------------------------------------------------------
 

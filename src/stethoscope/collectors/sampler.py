@@ -20,14 +20,14 @@ import time
 from collections.abc import Callable
 from types import FrameType
 
-from ..model import Frame, Store, ThreadInfo
+from ..model import Store
 from ..model.snapshot import NowLine
 from .counting import is_own_thread
 from .cputime import ThreadCPU
 from .filters import Resolver
+from .threads import ThreadDescriber, ThreadRegistry
 
 PUBLISH_EVERY = 0.2  # seconds between thread-stack publications
-MAX_STACK = 64  # innermost frames kept per thread for display
 BUSY_FRACTION = 0.1  # of the tick's wall time, to count a thread as running
 
 _UNSEEN = "?"  # not a file id: file ids are hex
@@ -43,6 +43,7 @@ class Sampler:
         hz: float,
         *,
         on_fault: Callable[[str], None],
+        registry: ThreadRegistry | None = None,
         periodic: Callable[[], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -55,6 +56,7 @@ class Sampler:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._cpu = ThreadCPU()
+        self.describer = ThreadDescriber(resolver, registry, self._cpu)
         self._cpu_seen: dict[int, int] = {}  # native id -> ns at the previous tick
         self._meta: dict[int, threading.Thread] = {}  # ident -> Thread, refreshed on publish
         self._own: set[int] = set()
@@ -130,10 +132,9 @@ class Sampler:
         resolve = self._resolver
         cache = resolve.cache
         own = self._own
-        threads: list[ThreadInfo] = []
         now_lines: list[NowLine] = []
-        main_ident = threading.main_thread().ident
-        for ident, top in sys._current_frames().items():
+        frames = sys._current_frames()
+        for ident, top in frames.items():
             if ident in own:
                 continue
             meta = self._meta.get(ident)
@@ -155,29 +156,8 @@ class Sampler:
                 frame = frame.f_back
             if innermost is not None and self._busy(meta, elapsed):
                 self_counts[innermost] = self_counts.get(innermost, 0) + 1
-            if publish:
-                threads.append(self._describe(ident, meta, top, main_ident))
-                if innermost is not None:
-                    now_lines.append(NowLine(innermost[0], innermost[1], ident))
+            if publish and innermost is not None:
+                now_lines.append(NowLine(innermost[0], innermost[1], ident))
         if publish:
+            threads = self.describer.describe(frames, self._meta, own)
             self._store.set_threads(threads, now_lines)
-
-    def _describe(self, ident: int, meta: threading.Thread | None, top: FrameType,
-                  main_ident: int | None) -> ThreadInfo:
-        stack: list[Frame] = []
-        frame: FrameType | None = top
-        resolve = self._resolver
-        while frame is not None and len(stack) < MAX_STACK:
-            code = frame.f_code
-            stack.append(Frame(resolve(code.co_filename), code.co_filename, frame.f_lineno or 0,
-                               code.co_name))
-            frame = frame.f_back
-        return ThreadInfo(
-            ident=ident,
-            native_id=meta.native_id if meta is not None else None,
-            name=meta.name if meta is not None else f"<thread {ident}>",
-            daemon=meta.daemon if meta is not None else False,
-            alive=True,
-            main=ident == main_ident,
-            stack=tuple(stack),
-        )

@@ -52,7 +52,17 @@ class ThreadInfo:
     daemon: bool
     alive: bool
     main: bool
-    stack: tuple[Frame, ...]  # innermost first
+    stack: tuple[Frame, ...]  # innermost first; empty once ended
+    state: str = ""  # e.g. "running Python code", "waiting in queue.get()"
+    kind: str = ""  # machine-readable state: running, queue.get, join, sleep, ...
+    cpu: float | None = None  # percent of one core over the last publication interval
+    started: float | None = None  # wall-clock start, when the monitor saw it start
+    ended: float | None = None  # wall-clock time it was seen gone
+    created_by: str | None = None  # name of the thread that called start()
+    created_by_ident: int | None = None
+    created_at: tuple[Frame, ...] = ()  # stack at start(), innermost first
+    daemon_inherited: bool = False  # non-daemon only because its creator was
+    hints: tuple[str, ...] = ()  # what would stop it holding the exit
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -63,12 +73,45 @@ class ThreadInfo:
             "alive": self.alive,
             "main": self.main,
             "stack": [frame.to_dict() for frame in self.stack],
+            "state": self.state,
+            "kind": self.kind,
+            "cpu": self.cpu,
+            "started": self.started,
+            "ended": self.ended,
+            "created_by": self.created_by,
+            "created_by_ident": self.created_by_ident,
+            "created_at": [frame.to_dict() for frame in self.created_at],
+            "daemon_inherited": self.daemon_inherited,
+            "hints": list(self.hints),
         }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ThreadInfo:
-        stack = tuple(Frame.from_dict(f) for f in d["stack"])
-        return cls(d["ident"], d["native_id"], d["name"], d["daemon"], d["alive"], d["main"], stack)
+        return cls(
+            d["ident"], d["native_id"], d["name"], d["daemon"], d["alive"], d["main"],
+            tuple(Frame.from_dict(f) for f in d["stack"]), d["state"], d["kind"], d["cpu"],
+            d["started"], d["ended"], d["created_by"], d["created_by_ident"],
+            tuple(Frame.from_dict(f) for f in d["created_at"]), d["daemon_inherited"],
+            tuple(d["hints"]),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ExitInfo:
+    """The main thread has finished; these non-daemon threads still hold the process."""
+
+    main_finished: float  # wall-clock time
+    blocking: tuple[int, ...]  # idents of alive non-daemon threads other than main
+    hang_report: float  # seconds after which the report is printed (0: never)
+    reported: bool  # the report has been printed to stderr
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"main_finished": self.main_finished, "blocking": list(self.blocking),
+                "hang_report": self.hang_report, "reported": self.reported}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ExitInfo:
+        return cls(d["main_finished"], tuple(d["blocking"]), d["hang_report"], d["reported"])
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,7 +171,13 @@ class Snapshot:
     now: tuple[NowLine, ...]
     threads: tuple[ThreadInfo, ...]
     notes: tuple[str, ...]
+    exit: ExitInfo | None = None
     schema: int = SCHEMA_VERSION
+
+    def thread(self, name: str) -> ThreadInfo | None:
+        """The first thread with this name, alive ones first."""
+        ordered = sorted(self.threads, key=lambda t: not t.alive)
+        return next((t for t in ordered if t.name == name), None)
 
     def file(self, name_or_id: str) -> FileHeat | None:
         """The file with this id, path or base name (the first one, for a base name)."""
@@ -158,6 +207,7 @@ class Snapshot:
             "now": [n.to_dict() for n in self.now],
             "threads": [t.to_dict() for t in self.threads],
             "notes": list(self.notes),
+            "exit": self.exit.to_dict() if self.exit is not None else None,
         }
 
     def to_json(self) -> bytes:
@@ -188,6 +238,7 @@ class Snapshot:
             now=tuple(NowLine(n["file"], n["line"], n["thread"]) for n in d["now"]),
             threads=tuple(ThreadInfo.from_dict(t) for t in d["threads"]),
             notes=tuple(d["notes"]),
+            exit=ExitInfo.from_dict(d["exit"]) if d.get("exit") else None,
         )
 
     @classmethod

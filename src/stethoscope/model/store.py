@@ -14,7 +14,16 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from .heat import HeatRing
-from .snapshot import FileHeat, HeatKind, LineRow, NowLine, Snapshot, State, ThreadInfo
+from .snapshot import (
+    ExitInfo,
+    FileHeat,
+    HeatKind,
+    LineRow,
+    NowLine,
+    Snapshot,
+    State,
+    ThreadInfo,
+)
 
 LineKey = tuple[str, int]  # (file id, line number)
 
@@ -45,6 +54,7 @@ class Store:
         self._threads: tuple[ThreadInfo, ...] = ()
         self._now: tuple[NowLine, ...] = ()
         self._notes: list[str] = []
+        self._exit: tuple[float, float, bool] | None = None  # finished, hang_report, reported
         self._samples = 0
         self._first_sample: float | None = None
         self._last_sample: float | None = None
@@ -83,6 +93,10 @@ class Store:
         with self._lock:
             self._threads = tuple(threads)
             self._now = tuple(now)
+
+    def set_exit(self, main_finished: float, hang_report: float, reported: bool) -> None:
+        with self._lock:
+            self._exit = (main_finished, hang_report, reported)
 
     def note(self, message: str) -> bool:
         """Record a one-line message for the user; False if it was already there."""
@@ -139,6 +153,11 @@ class Store:
                 by_file.setdefault(fid, []).append(row)
             paths = dict(self._paths)
             threads, now, notes = self._threads, self._now, tuple(self._notes)
+            exit_info = None
+            if self._exit is not None:
+                blocking = tuple(t.ident for t in threads if t.alive and not t.daemon
+                                 and not t.main)
+                exit_info = ExitInfo(self._exit[0], blocking, self._exit[1], self._exit[2])
         files = [
             FileHeat(fid, paths[fid], os.path.basename(paths[fid]), tuple(sorted(rows)))
             for fid, rows in by_file.items()
@@ -166,4 +185,5 @@ class Store:
             now=now,
             threads=threads,
             notes=notes,
+            exit=exit_info,
         )
