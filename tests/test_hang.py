@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from conftest import child_env, run_cli, start_python
 
 SCENARIOS = {
@@ -186,7 +187,8 @@ def test_the_page_data_carries_the_exit_banner(tmp_path: Path) -> None:
             time.sleep(1.5)
             data = json.load(urllib.request.urlopen(url, timeout=5))
             holder = next(t for t in data["threads"] if t["name"] == "holder")
-            print(data["state"], data["exit"]["reported"], holder["ident"] in data["exit"]["blocking"],
+            blocking = data["exit"]["blocking"]
+            print(data["state"], data["exit"]["reported"], holder["ident"] in blocking,
                   holder["kind"], bool(holder["hints"]), flush=True)
             never.set()
         threading.Thread(target=watch, name="watcher", daemon=True).start()
