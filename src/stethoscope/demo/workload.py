@@ -80,7 +80,7 @@ def uploader(stop: threading.Event, linger: float) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--duration", type=float, default=None)
-    parser.add_argument("--linger", type=float, default=3.0)
+    parser.add_argument("--linger", type=float, default=5.0)
     args = parser.parse_args()
 
     stop = threading.Event()
