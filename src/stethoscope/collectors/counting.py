@@ -17,9 +17,11 @@ from types import CodeType
 from ..model import Store
 from .filters import Resolver
 
-# (id(code), line): hashing an int is cheap, hashing a code object is not (its
-# hash covers the bytecode and constants, uncached: ~5x slower per event).
-CodeLine = tuple[int, int]
+# Per thread: id(code) -> {line: count}. Keyed by id(): hashing an int is cheap,
+# hashing a code object is not (it covers the bytecode and constants, uncached).
+# Two small-int subscripts beat building and hashing a (code, line) tuple.
+LineCounts = defaultdict[int, int]
+Counts = dict[int, LineCounts]
 OWN_THREAD_PREFIX = "stethoscope-"
 
 
@@ -44,12 +46,12 @@ class ThreadCounters:
         self.codes: dict[int, CodeType] = {}
         self._lock = threading.Lock()  # guards _live against concurrent new threads
         # serial -> (thread ident, live counts, copy at the last fold)
-        self._live: dict[int, tuple[int, defaultdict[CodeLine, int], dict[CodeLine, int]]] = {}
+        self._live: dict[int, tuple[int, Counts, dict[int, dict[int, int]]]] = {}
         self._serial = 0
 
-    def new(self) -> defaultdict[CodeLine, int]:
+    def new(self) -> Counts:
         """A fresh counts dict for the calling thread (never folded for our own threads)."""
-        counts: defaultdict[CodeLine, int] = defaultdict(int)
+        counts: Counts = {}
         if current_thread_is_own():
             return counts
         with self._lock:
@@ -67,14 +69,20 @@ class ThreadCounters:
         resolve = self._resolver
         codes = self.codes
         for serial, (ident, counts, before) in entries:
-            now = dict(counts)
-            for key, n in now.items():
-                diff = n - before.get(key, 0)
-                if diff:
-                    fid = resolve(codes[key[0]].co_filename)
-                    if fid is not None:
-                        line = (fid, key[1])
-                        deltas[line] = deltas.get(line, 0) + diff
+            now: dict[int, dict[int, int]] = {}
+            for code_id, lines in list(counts.items()):  # list(): one atomic copy
+                now[code_id] = current = dict(lines)
+                previous = before.get(code_id, {})
+                fid: str | None = None
+                for line, n in current.items():
+                    diff = n - previous.get(line, 0)
+                    if diff:
+                        if fid is None:
+                            fid = resolve(codes[code_id].co_filename)
+                            if fid is None:
+                                break
+                        key = (fid, line)
+                        deltas[key] = deltas.get(key, 0) + diff
             if ident in alive:
                 self._live[serial] = (ident, counts, now)
             else:

@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import sys
 import threading
+from collections import defaultdict
 from collections.abc import Callable
 from types import CodeType, FrameType
 from typing import Any, ClassVar
 
-from .counting import ThreadCounters
+from .counting import LineCounts, ThreadCounters
 from .filters import Resolver
 
 TOOL_NAME = "stethoscope"
@@ -103,7 +104,11 @@ class MonitoringTracer:
             except AttributeError:
                 counts = local.counts = new_counts()
             try:
-                counts[id(code), line] += 1
+                counts[id(code)][line] += 1
+            except KeyError:
+                lines: LineCounts = defaultdict(int)
+                lines[line] = 1
+                counts[id(code)] = lines
             except Exception as exc:  # e.g. MemoryError; never reach the user's code
                 fault(exc)
 

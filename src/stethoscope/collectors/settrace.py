@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import sys
 import threading
+from collections import defaultdict
 from collections.abc import Callable
 from types import FrameType
 from typing import Any, cast
 
-from .counting import ThreadCounters, is_own_thread
+from .counting import LineCounts, ThreadCounters, is_own_thread
 from .filters import Resolver
 
 TraceFunc = Callable[[FrameType, str, Any], Any]
@@ -88,7 +89,11 @@ class SettraceTracer:
         def local_trace(frame: FrameType, event: str, arg: Any) -> Any:
             if event == "line":
                 try:
-                    counts[id(frame.f_code), frame.f_lineno] += 1
+                    counts[id(frame.f_code)][frame.f_lineno] += 1
+                except KeyError:
+                    lines: LineCounts = defaultdict(int)
+                    lines[frame.f_lineno] = 1
+                    counts[id(frame.f_code)] = lines
                 except Exception as exc:
                     tracer._fault(exc)
                     return None
