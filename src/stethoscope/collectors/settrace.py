@@ -9,8 +9,8 @@ be traced on these versions (CPython offers no way to set another thread's
 trace function): the sampler still sees them, and a note says so.
 
 ``stop()`` restores the previous ``sys.gettrace()`` of the calling thread and
-the previous ``threading`` hook; other threads drop the tracer at their next
-traced event.
+the previous ``threading`` hook, and takes the local tracers off every frame of
+every thread; other threads drop the global tracer at their next call.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import sys
 import threading
 from collections import defaultdict
 from collections.abc import Callable
-from types import FrameType
+from types import CodeType, FrameType
 from typing import Any, cast
 
 from .counting import LineCounts, ThreadCounters, is_own_thread
@@ -52,14 +52,14 @@ class SettraceTracer:
         self._active = True
         self._caller = threading.get_ident()
         threading.settrace(self._thread_entry)
-        global_trace, local_trace = self._tracers(restore=self._prev_sys)
+        global_trace, local_tracer = self._tracers(restore=self._prev_sys)
         sys.settrace(global_trace)
         # Frames already running in this thread: trace them from their next line.
         frame: FrameType | None = sys._getframe(1)
         while frame is not None:
-            if self._resolver(frame.f_code.co_filename) is not None:
-                self._counters.codes[id(frame.f_code)] = frame.f_code
-                frame.f_trace = local_trace
+            local = local_tracer(frame.f_code)
+            if local is not None:
+                frame.f_trace = local
             frame = frame.f_back
 
     def _thread_entry(self, frame: FrameType, event: str, arg: Any) -> Any:
@@ -75,9 +75,14 @@ class SettraceTracer:
         sys.settrace(global_trace)
         return global_trace(frame, event, arg)
 
-    def _tracers(self, restore: TraceFunc | None) -> tuple[TraceFunc, TraceFunc]:
-        """A (global, local) pair bound to a fresh counts dict for the calling thread.
+    def _tracers(self, restore: TraceFunc | None
+                 ) -> tuple[TraceFunc, Callable[[CodeType], TraceFunc | None]]:
+        """The global trace function for the calling thread, and its lookup of the
+        local tracer for a code object (None when the code is not monitored).
 
+        Each monitored code object gets, once per thread, a local tracer bound to
+        its own {line: count} dict, so a line event costs one subscript; the
+        global function's per-call work is one dict lookup for monitored code.
         ``restore`` is the trace function this thread gets back once stopped.
         """
         counts = self._counters.new()
@@ -85,38 +90,44 @@ class SettraceTracer:
         resolve = self._resolver
         cache = resolve.cache
         tracer = self
+        # id(code) -> local tracer, for monitored code only: those code objects are
+        # pinned in `codes`, so their ids cannot be reused.
+        local_for: dict[int, TraceFunc] = {}
 
-        def local_trace(frame: FrameType, event: str, arg: Any) -> Any:
-            if event == "line":
-                try:
-                    counts[id(frame.f_code)][frame.f_lineno] += 1
-                except KeyError:
-                    lines: LineCounts = defaultdict(int)
-                    lines[frame.f_lineno] = 1
-                    counts[id(frame.f_code)] = lines
-                except Exception as exc:
-                    tracer._fault(exc)
-                    return None
-            return local_trace if tracer._active else None
+        def local_tracer(code: CodeType) -> TraceFunc | None:
+            local = local_for.get(id(code))
+            if local is not None:
+                return local
+            filename = code.co_filename
+            if (cache[filename] if filename in cache else resolve(filename)) is None:
+                return None
+            codes[id(code)] = code
+            lines: LineCounts = counts.setdefault(id(code), defaultdict(int))
+
+            def local_trace(frame: FrameType, event: str, arg: Any) -> Any:
+                if event == "line":
+                    try:
+                        lines[frame.f_lineno] += 1
+                    except Exception as exc:  # MemoryError: never reach the user's code
+                        tracer._fault(exc)
+                        return None
+                return local_trace
+
+            local_trace.stethoscope = True  # type: ignore[attr-defined]
+            local_for[id(code)] = local_trace
+            return local_trace
 
         def global_trace(frame: FrameType, event: str, arg: Any) -> Any:
             if not tracer._active:
                 sys.settrace(restore)
                 return None
-            code = frame.f_code
-            filename = code.co_filename
             try:
-                fid = cache[filename] if filename in cache else resolve(filename)
+                return local_tracer(frame.f_code)
             except Exception as exc:
                 tracer._fault(exc)
                 return None
-            if fid is None:
-                return None
-            codes[id(code)] = code
-            return local_trace
 
-        local_trace.stethoscope = True  # type: ignore[attr-defined]
-        return global_trace, local_trace
+        return global_trace, local_tracer
 
     def _fault(self, exc: BaseException) -> None:
         self._active = False
@@ -133,10 +144,11 @@ class SettraceTracer:
         if threading.get_ident() == self._caller:
             sys.settrace(self._prev_sys)
         self._caller = None
-        # Frames of the current thread that carry our local tracer stop at their
-        # next line event, because local_trace returns None once inactive.
-        frame: FrameType | None = sys._getframe(1)
-        while frame is not None:
-            if getattr(frame.f_trace, "stethoscope", False):
-                frame.f_trace = None
-            frame = frame.f_back
+        # Local tracers do not check for stop (that would cost every line event):
+        # take them off every frame of every thread instead.
+        for top in sys._current_frames().values():
+            frame: FrameType | None = top
+            while frame is not None:
+                if getattr(frame.f_trace, "stethoscope", False):
+                    frame.f_trace = None
+                frame = frame.f_back

@@ -234,8 +234,10 @@
     $('heat-label').title = heatIsHits(snap)
       ? 'bars show how many times each line ran (exact counts)'
       : 'bars show sampled time spent on each line itself; lines with only inclusive time (callers) are striped';
-    var win = snap.window ? 'last ' + snap.window + ' s' : 'recent';
-    setText($('lg-recent-text'), win);
+    setText($('ch-recent'), snap.window ? 'last ' + snap.window + ' s' : 'recent');
+    setText($('ch-pct'), heatIsHits(snap) ? 'runs' : '% time');
+    $('ch-pct').title = heatIsHits(snap) ? 'executions in the recent window'
+      : "share of the program's recent sampled time spent on this line itself";
     var sel = S.selected && findFile(snap, S.selected);
     document.title = 'stethoscope — ' + (sel ? sel.name + ' — ' : '') + basename(argv[0] || '') +
       (snap.pid != null ? ' (pid ' + snap.pid + ')' : '');
@@ -270,7 +272,7 @@
     top.appendChild(el('span', 'f-name'));
     top.appendChild(el('span', 'f-num'));
     li.appendChild(top);
-    li.appendChild(el('div', 'f-dir'));
+    li.appendChild(el('div', 'f-dir')).appendChild(el('span', 'ltr'));
     var bar = el('div', 'f-bar');
     bar.appendChild(el('div', 'f-fill'));
     li.appendChild(bar);
@@ -290,7 +292,7 @@
       if (!li) { li = makeFileEl(f); S.fileEls.set(f.id, li); }
       var name = f.name || basename(f.path) || f.id;
       setText(li.querySelector('.f-name'), name);
-      setText(li.querySelector('.f-dir'), dirname(f.path));
+      setText(li.querySelector('.f-dir .ltr'), dirname(f.path));
       var rec = fileRecent(snap, f), tot = fileTotal(snap, f);
       setText(li.querySelector('.f-num'), rec.v ? compact(rec.v) : (tot ? '·' : ''));
       var fill = li.querySelector('.f-fill');
@@ -361,14 +363,15 @@
       a.push(t);
     });
     var rows = new Array(lines.length + 1);
-    var chunk = null;
+    var chunk = null, chunks = [];
     var width = String(lines.length).length;
-    root.style.setProperty('--ln-width', Math.max(3, width) + 'ch');
     for (var i = 1; i <= lines.length; i++) {
       if ((i - 1) % CHUNK === 0) {
         chunk = el('div', 'chunk');
         var n = Math.min(CHUNK, lines.length - i + 1);
         chunk.style.setProperty('--rows', String(n));
+        chunk.dataset.chunk = String(chunks.length);
+        chunks.push(chunk);
         root.appendChild(chunk);
       }
       var row = el('div', 'line');
@@ -385,8 +388,12 @@
     }
     if (!lines.length) root.appendChild(el('div', 'empty', 'this file is empty'));
     return {
-      id: id, src: src, root: root, rows: rows, n: lines.length,
+      id: id, src: src, root: root, rows: rows, n: lines.length, lnWidth: Math.max(3, width),
       painted: new Map(),    // line -> signature of what is drawn
+      chunks: chunks,        // content-visibility blocks of CHUNK rows
+      visible: new Set(),    // indexes of chunks near the viewport
+      dirty: new Set(),      // indexes of chunks whose rows are behind the data
+      io: null,
       nowLines: new Map(),   // line -> thread names
       figures: null,
       scrollTop: 0, scrollLeft: 0
@@ -399,56 +406,138 @@
       var tr = el('span', 'track'); tr.appendChild(el('span', 'bar-recent'));
       var tt = el('span', 'track'); tt.appendChild(el('span', 'bar-total'));
       bars.appendChild(tr); bars.appendChild(tt);
+      bars.appendChild(el('span', 'pct'));
     }
     return bars;
   }
 
-  function pct(f) { return f > 0 ? Math.max(4, Math.min(100, f * 100)) : 0; }
+  /* The figure printed beside the bars: for sampled time the line's share of the
+   * program's recent self samples (all files), for hits the recent count. */
+  function shareText(snap, v) {
+    if (!v.r || v.ri) return '';
+    if (heatIsHits(snap)) return compact(v.r);
+    var all = S.recentAll || 0;
+    if (!all) return '';
+    var p = 100 * v.r / all;
+    return p >= 9.95 ? p.toFixed(0) + '%' : p >= 0.1 ? p.toFixed(1) + '%' : '<0.1%';
+  }
+
+  // Bar width in percent, in half-percent steps so that a small change of the
+  // file's maximum does not repaint every row; a non-zero value stays visible.
+  function pct(f) { return f > 0 ? Math.max(4, Math.min(100, Math.round(f * 200) / 2)) : 0; }
+
+  function rowSig(snap, v) {
+    if (!v) return '';
+    return v.r + '/' + v.t + '/' + pct(v.fr) + '/' + pct(v.ft) + '/' + (v.ri ? 1 : 0) +
+      (v.ti ? 1 : 0) + '/' + shareText(snap, v);
+  }
 
   function paintRow(view, line, v, snap) {
     var row = view.rows[line];
     if (!row) return;
     var bars = ensureBars(row);
-    var br = bars.firstChild.firstChild, bt = bars.lastChild.firstChild;
-    var win = snap.window ? 'last ' + snap.window + ' s' : 'recent';
+    var br = bars.firstChild.firstChild, bt = bars.children[1].firstChild, pc = bars.lastChild;
+    // Titles are written on hover (see describeRow): building them for thousands
+    // of rows on every update is what makes big files slow.
+    br.removeAttribute('title'); bt.removeAttribute('title'); row.firstChild.removeAttribute('title');
     if (v) {
-      br.style.width = pct(v.fr).toFixed(1) + '%';
-      bt.style.width = pct(v.ft).toFixed(1) + '%';
+      br.style.width = pct(v.fr) + '%';
+      bt.style.width = pct(v.ft) + '%';
       br.dataset.value = String(v.r);
       bt.dataset.value = String(v.t);
       br.classList.toggle('incl', v.ri);
       bt.classList.toggle('incl', v.ti);
-      br.title = win + ': ' + full(v.r) + ' ' + unitWord(snap, v.ri) + secondsHint(snap, v.ri ? 0 : v.r);
-      bt.title = 'total: ' + full(v.t) + ' ' + unitWord(snap, v.ti) + secondsHint(snap, v.ti ? 0 : v.t);
       row.classList.toggle('hot', v.r > 0);
       row.classList.toggle('warm', v.r === 0 && v.t > 0);
       row.classList.toggle('incl-only', v.r > 0 ? v.ri : v.ti);
       // Perceptual scale: sqrt keeps moderately hot lines visible next to the hottest.
-      row.style.setProperty('--h', v.r ? Math.sqrt(v.fr).toFixed(3) : '0');
-      row.firstChild.title = 'line ' + line + '\n' + br.title + '\n' + bt.title;
+      row.style.setProperty('--h', v.r ? (Math.round(Math.sqrt(v.fr) * 50) / 50).toString() : '0');
+      setText(pc, shareText(snap, v));
     } else {
       br.style.width = '0%'; bt.style.width = '0%';
       br.dataset.value = '0'; bt.dataset.value = '0';
-      br.title = win + ': 0'; bt.title = 'total: 0';
+      setText(pc, '');
       row.classList.remove('hot', 'warm', 'incl-only');
       row.style.removeProperty('--h');
-      row.firstChild.removeAttribute('title');
     }
+  }
+
+  function describeRow(view, row) {
+    var snap = S.snap;
+    if (!snap || !view.figures) return;
+    var line = +row.dataset.line;
+    var v = view.figures.lines.get(line);
+    var bars = row.firstChild.lastChild;
+    if (!v || !bars.firstChild) { row.firstChild.title = 'line ' + line + ': no data'; return; }
+    var win = snap.window ? 'last ' + snap.window + ' s' : 'recent';
+    var rt = win + ': ' + full(v.r) + ' ' + unitWord(snap, v.ri) + secondsHint(snap, v.ri ? 0 : v.r);
+    var tt = 'total: ' + full(v.t) + ' ' + unitWord(snap, v.ti) + secondsHint(snap, v.ti ? 0 : v.t);
+    bars.firstChild.firstChild.title = rt;
+    bars.children[1].firstChild.title = tt;
+    var share = shareText(snap, v);
+    row.firstChild.title = 'line ' + line + '\n' + rt + '\n' + tt +
+      (share && !heatIsHits(snap) ? '\n' + share + " of the program's recent sampled time" : '');
+  }
+
+  function chunkOf(line) { return Math.floor((line - 1) / CHUNK); }
+
+  /* Rows of chunks far from the viewport are not painted on each update; their
+   * chunk is marked dirty and brought up to date when it scrolls into view. */
+  function syncChunk(view, c) {
+    view.dirty.delete(c);
+    var snap = S.snap, figs = view.figures;
+    if (!snap || !figs) return;
+    var first = c * CHUNK + 1, last = Math.min(view.n, first + CHUNK - 1);
+    for (var line = first; line <= last; line++) {
+      var v = figs.lines.get(line) || null;
+      var sig = rowSig(snap, v);
+      if ((view.painted.get(line) || '') !== sig) {
+        paintRow(view, line, v, snap);
+        if (sig) view.painted.set(line, sig); else view.painted.delete(line);
+      }
+    }
+  }
+
+  function observeChunks(view) {
+    if (!('IntersectionObserver' in window)) return;
+    if (!view.io) {
+      view.io = new IntersectionObserver(function (entries) {
+        entries.forEach(function (e) {
+          var c = +e.target.dataset.chunk;
+          if (e.isIntersecting) {
+            view.visible.add(c);
+            if (view.dirty.has(c)) syncChunk(view, c);
+          } else {
+            view.visible.delete(c);
+          }
+        });
+      }, { root: $('source'), rootMargin: '400px 0px' });
+    }
+    view.io.disconnect();
+    view.visible.clear();
+    view.chunks.forEach(function (ch) { view.io.observe(ch); });
   }
 
   function updateView(view, snap, nowMap) {
     var file = findFile(snap, view.id);
     var figs = file ? fileFigures(snap, file) : { lines: new Map(), maxR: 0, maxT: 0 };
+    S.recentAll = (snap.files || []).reduce(function (acc, f) {
+      return acc + (+(heatIsHits(snap) ? f.hits_recent : f.self_recent) || 0);
+    }, 0);
     view.figures = figs;
     var painted = view.painted;
-    var next = new Map();
-    figs.lines.forEach(function (v, line) {
-      var sig = v.r + '/' + v.t + '/' + v.fr.toFixed(3) + '/' + v.ft.toFixed(3) + '/' + v.ri + v.ti;
-      next.set(line, sig);
-      if (painted.get(line) !== sig) paintRow(view, line, v, snap);
+    var lazy = !!view.io;
+    function sync(line, v) {
+      var sig = rowSig(snap, v);
+      if ((painted.get(line) || '') === sig) return;
+      if (lazy && !view.visible.has(chunkOf(line))) { view.dirty.add(chunkOf(line)); return; }
+      paintRow(view, line, v, snap);
+      if (sig) painted.set(line, sig); else painted.delete(line);
+    }
+    figs.lines.forEach(function (v, line) { sync(line, v); });
+    Array.from(painted.keys()).forEach(function (line) {
+      if (!figs.lines.has(line)) sync(line, null);
     });
-    painted.forEach(function (sig, line) { if (!next.has(line)) paintRow(view, line, null, snap); });
-    view.painted = next;
 
     // Lines executing right now.
     var nowLines = nowMap.get(view.id) || new Map();
@@ -469,9 +558,12 @@
     var unit = heatIsHits(snap) ? 'executions' : 'self samples';
     if (file) {
       var rec = fileRecent(snap, file);
-      setText($('src-stats'), (snap.window ? 'last ' + snap.window + ' s ' : 'recent ') +
-        compact(rec.v) + ' · total ' + compact(fileTotal(snap, file)) + ' ' +
-        (rec.incl ? 'samples on the stack' : unit) + ' · ' + figs.lines.size + ' lines with data');
+      var stats = $('src-stats');
+      setText(stats, (snap.window ? snap.window + ' s: ' : 'recent: ') + compact(rec.v) +
+        ' · total: ' + compact(fileTotal(snap, file)));
+      stats.title = (snap.window ? 'last ' + snap.window + ' s: ' : 'recent: ') + full(rec.v) + ' ' +
+        (rec.incl ? 'samples on the stack' : unit) + secondsHint(snap, rec.incl ? 0 : rec.v) +
+        '\ntotal: ' + full(fileTotal(snap, file)) + '\n' + figs.lines.size + ' lines with data';
     }
     scheduleMinimap();
   }
@@ -479,9 +571,12 @@
   function mountView(view) {
     var box = $('source');
     box.textContent = '';
+    $('source-panel').style.setProperty('--ln-width', view.lnWidth + 'ch');
     box.appendChild(view.root);
     box.scrollTop = view.scrollTop;
     box.scrollLeft = view.scrollLeft;
+    onSourceScroll();
+    observeChunks(view);
     if (!S.lineHeight && view.rows[1]) S.lineHeight = view.rows[1].offsetHeight || 0;
   }
 
@@ -507,7 +602,7 @@
     var f = findFile(S.snap, id);
     var path = f ? f.path : (opts.path || '');
     setText($('src-name'), f ? (f.name || basename(f.path)) : basename(path) || id);
-    setText($('src-path'), dirname(path));
+    setText($('src-path').firstChild, dirname(path));
     $('src-path').title = String(path || '');
     if (!f) setText($('src-stats'), '');
     var view = S.views.get(id);
@@ -532,19 +627,35 @@
     });
   }
 
+  function lineGeometry(view) {
+    var row = view.rows[1];
+    var lh = S.lineHeight || (row && row.offsetHeight) || 18;
+    var pad = parseFloat(getComputedStyle(view.root).paddingTop) || 0;
+    return { lh: lh, pad: pad };
+  }
+
   function scrollToLine(view, line, flash) {
     var row = view.rows[line];
     if (!row) return;
     var box = $('source');
-    var lh = S.lineHeight || row.offsetHeight || 18;
-    var padTop = parseFloat(getComputedStyle(view.root).paddingTop) || 0;
-    box.scrollTop = Math.max(0, padTop + (line - 1) * lh - box.clientHeight / 2 + lh / 2);
+    var geo = lineGeometry(view);
+    box.scrollTop = Math.max(0, geo.pad + (line - 1) * geo.lh - box.clientHeight / 2 + geo.lh / 2);
     box.scrollLeft = 0;
     if (flash) {
       row.classList.remove('flash');
       void row.offsetWidth;   // restart the animation
       row.classList.add('flash');
       setTimeout(function () { row.classList.remove('flash'); }, 1600);
+    }
+    scheduleMinimap();
+  }
+
+  function onSourceScroll() {
+    var box = $('source');
+    var view = S.selected && S.views.get(S.selected);
+    if (view && view.root.parentNode === box && view.sx !== box.scrollLeft) {
+      view.sx = box.scrollLeft;
+      view.root.style.setProperty('--sx', view.sx + 'px');
     }
     scheduleMinimap();
   }
@@ -569,27 +680,44 @@
     ctx.clearRect(0, 0, W, H);
     var view = S.selected && S.views.get(S.selected);
     if (!view || !view.n || view.root.parentNode !== $('source')) return;
-    var n = view.n, h = Math.max(2 * dpr, H / n);
+    // Marks sit where the lines are in the scrollable area, like an overview ruler:
+    // for a file that fits on screen they line up with the rows themselves.
+    var box = $('source');
+    var geo = lineGeometry(view);
+    var scale = H / Math.max(box.scrollHeight, box.clientHeight, 1);
+    var h = Math.max(2 * dpr, geo.lh * scale);
+    function yOf(line) { return (geo.pad + (line - 1) * geo.lh) * scale; }
+    // Reduce to one value per pixel row (a big file has several lines per pixel),
+    // then draw each intensity level as one path: a few fill calls per frame.
+    var LEVELS = 8;
+    var hotPx = new Float32Array(H), inclPx = new Float32Array(H), totPx = new Float32Array(H);
     var figs = view.figures;
     if (figs) {
       figs.lines.forEach(function (v, line) {
-        var y = (line - 1) / n * H;
-        if (v.r) {
-          var a = 0.35 + 0.65 * Math.sqrt(v.fr);
-          ctx.fillStyle = v.ri ? 'rgba(255,170,90,' + (a * 0.6).toFixed(3) + ')'
-            : 'rgba(255,98,52,' + a.toFixed(3) + ')';
-          ctx.fillRect(0, y, W, h);
-        } else if (v.t) {
-          ctx.fillStyle = 'rgba(210,160,60,' + (0.15 + 0.35 * Math.sqrt(v.ft)).toFixed(3) + ')';
-          ctx.fillRect(W * 0.35, y, W * 0.65, h);
-        }
+        var y0 = Math.max(0, Math.floor(yOf(line))), y1 = Math.min(H, Math.ceil(yOf(line) + h));
+        var arr = v.r ? (v.ri ? inclPx : hotPx) : totPx;
+        var f = v.r ? v.fr : v.ft;
+        for (var y = y0; y < y1; y++) if (f > arr[y]) arr[y] = f;
       });
     }
+    function drawLevels(arr, x, w, color) {
+      for (var lvl = 1; lvl <= LEVELS; lvl++) {
+        var lo = (lvl - 1) / LEVELS, hi = lvl / LEVELS, any = false;
+        ctx.beginPath();
+        for (var y = 0; y < H; y++) {
+          var f = arr[y];
+          if (f > lo && (f <= hi || lvl === LEVELS)) { ctx.rect(x, y, w, 1); any = true; }
+        }
+        if (any) { ctx.fillStyle = color(Math.sqrt(hi)); ctx.fill(); }
+      }
+    }
+    drawLevels(totPx, W * 0.4, W * 0.6, function (a) { return 'rgba(196,150,63,' + (0.15 + 0.35 * a).toFixed(3) + ')'; });
+    drawLevels(inclPx, 0, W, function (a) { return 'rgba(231,168,106,' + (0.2 + 0.35 * a).toFixed(3) + ')'; });
+    drawLevels(hotPx, 0, W, function (a) { return 'rgba(255,90,54,' + (0.35 + 0.65 * a).toFixed(3) + ')'; });
     ctx.fillStyle = '#3ddc97';
     view.nowLines.forEach(function (who, line) {
-      ctx.fillRect(0, (line - 1) / n * H - dpr, W, Math.max(3 * dpr, h));
+      ctx.fillRect(0, yOf(line), W * 0.3, Math.max(3 * dpr, h));
     });
-    var box = $('source');
     if (box.scrollHeight > box.clientHeight) {
       var top = box.scrollTop / box.scrollHeight * H;
       var vh = Math.max(4 * dpr, box.clientHeight / box.scrollHeight * H);
@@ -631,7 +759,7 @@
     card.dataset.daemon = String(!!t.daemon);
     card.dataset.main = String(!!t.main);
     var head = el('div', 't-head');
-    head.appendChild(el('span', 't-name', t.name != null ? t.name : '?'));
+    head.appendChild(el('span', 't-name', t.name != null ? t.name : '?')).title = String(t.name);
     if (t.main) head.appendChild(el('span', 'badge badge-main', 'main'));
     head.appendChild(t.daemon ? el('span', 'badge badge-daemon', 'daemon')
       : el('span', 'badge badge-nondaemon', 'non-daemon'));
@@ -710,7 +838,7 @@
       var f = findFile(snap, S.selected);
       if (f) {
         setText($('src-name'), f.name || basename(f.path));
-        setText($('src-path'), dirname(f.path));
+        setText($('src-path').firstChild, dirname(f.path));
         $('src-path').title = String(f.path || '');
       }
     }
@@ -740,6 +868,7 @@
       S.giveUpTimer = 0;
       if (S.state !== 'live' && S.state !== 'ended') setState('live');
       applySnapshot(snap);
+      beat();
     });
     es.addEventListener('end', function (ev) {
       if (S.es !== es) return;
@@ -773,6 +902,13 @@
       S.denied = r.status === 403;
       if (S.state === 'disconnected') updateBanner();
     }, function () { S.denied = false; });
+  }
+
+  function beat() {
+    var c = $('conn');
+    c.classList.add('beat');
+    clearTimeout(S.beatTimer);
+    S.beatTimer = setTimeout(function () { c.classList.remove('beat'); }, 180);
   }
 
   function tick() {
@@ -815,13 +951,20 @@
     $('threads').addEventListener('keydown', function (ev) {
       if ((ev.key === 'Enter' || ev.key === ' ') && onFrameActivate(ev.target)) ev.preventDefault();
     });
-    $('source').addEventListener('scroll', scheduleMinimap, { passive: true });
+    $('source').addEventListener('scroll', onSourceScroll, { passive: true });
+    $('source').addEventListener('mouseover', function (ev) {
+      var gut = ev.target.closest && ev.target.closest('.gut');
+      var view = S.selected && S.views.get(S.selected);
+      if (gut && view) describeRow(view, gut.parentNode);
+    });
     window.addEventListener('resize', scheduleMinimap);
     $('minimap').addEventListener('click', function (ev) {
       var view = S.selected && S.views.get(S.selected);
       if (!view || !view.n) return;
       var r = ev.currentTarget.getBoundingClientRect();
-      var line = Math.min(view.n, Math.max(1, Math.floor((ev.clientY - r.top) / r.height * view.n) + 1));
+      var box = $('source'), geo = lineGeometry(view);
+      var y = (ev.clientY - r.top) / r.height * Math.max(box.scrollHeight, box.clientHeight);
+      var line = Math.min(view.n, Math.max(1, Math.floor((y - geo.pad) / geo.lh) + 1));
       scrollToLine(view, line, false);
     });
     $('btn-hot').addEventListener('click', function () {
@@ -851,7 +994,19 @@
     });
   }
 
+  // The page request has set the HttpOnly token cookie, which every later request
+  // carries: keep the token itself out of the address bar, history and screen shares.
+  function hideToken() {
+    if (!window.history || !history.replaceState || !window.URLSearchParams) return;
+    var q = new URLSearchParams(location.search);
+    if (!q.has('token')) return;
+    q.delete('token');
+    var rest = q.toString();
+    history.replaceState(null, '', location.pathname + (rest ? '?' + rest : '') + location.hash);
+  }
+
   function start() {
+    hideToken();
     wire();
     setState('connecting');
     setInterval(tick, 1000);
