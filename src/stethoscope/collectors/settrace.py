@@ -121,8 +121,14 @@ class SettraceTracer:
             if not tracer._active:
                 sys.settrace(restore)
                 return None
+            code = frame.f_code
+            local = local_for.get(id(code))
+            if local is not None:
+                return local
             try:
-                return local_tracer(frame.f_code)
+                return local_tracer(code)
+            except RecursionError:
+                return None  # the program is at its recursion limit: skip this frame
             except Exception as exc:
                 tracer._fault(exc)
                 return None

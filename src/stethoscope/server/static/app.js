@@ -203,13 +203,25 @@
         : 'disconnected — lost contact with the monitor; showing the last data received';
       cls = 'banner-disconnected';
     } else if (S.snap && S.snap.state === 'main-finished') {
-      text = 'main thread finished — still serving the final picture (daemon=False)';
+      var names = blockingNames(S.snap);
+      text = names.length
+        ? 'main thread finished — ' + names.length + ' non-daemon thread' + (names.length > 1 ? 's' : '') +
+          ' keep' + (names.length > 1 ? '' : 's') + ' the process alive: ' + names.join(', ')
+        : 'main thread finished — still serving the final picture (daemon=False)';
       cls = 'banner-finished';
     }
     if (!text) { b.hidden = true; return; }
     b.className = 'banner ' + cls;
     setText(b, text);
     b.hidden = false;
+  }
+
+  function blockingNames(snap) {
+    var ids = snap.exit && Array.isArray(snap.exit.blocking) ? snap.exit.blocking.map(String) : [];
+    return ids.map(function (id) {
+      var t = (snap.threads || []).filter(function (x) { return String(x.ident) === id; })[0];
+      return t ? String(t.name) : 'thread ' + id;
+    });
   }
 
   // ---------------------------------------------------------------- header
@@ -438,8 +450,11 @@
     var bars = ensureBars(row);
     var br = bars.firstChild.firstChild, bt = bars.children[1].firstChild, pc = bars.lastChild;
     // Titles are written on hover (see describeRow): building them for thousands
-    // of rows on every update is what makes big files slow.
-    br.removeAttribute('title'); bt.removeAttribute('title'); row.firstChild.removeAttribute('title');
+    // of rows on every update is what makes big files slow. The row under the
+    // pointer gets fresh ones below; others drop theirs, which would be stale.
+    if (row !== S.hoverRow) {
+      br.removeAttribute('title'); bt.removeAttribute('title'); row.firstChild.removeAttribute('title');
+    }
     if (v) {
       br.style.width = pct(v.fr) + '%';
       bt.style.width = pct(v.ft) + '%';
@@ -460,6 +475,7 @@
       row.classList.remove('hot', 'warm', 'incl-only');
       row.style.removeProperty('--h');
     }
+    if (row === S.hoverRow) describeRow(view, row);
   }
 
   function describeRow(view, row) {
@@ -468,7 +484,14 @@
     var line = +row.dataset.line;
     var v = view.figures.lines.get(line);
     var bars = row.firstChild.lastChild;
-    if (!v || !bars.firstChild) { row.firstChild.title = 'line ' + line + ': no data'; return; }
+    if (!v || !bars.firstChild) {
+      if (bars.firstChild) {
+        bars.firstChild.firstChild.removeAttribute('title');
+        bars.children[1].firstChild.removeAttribute('title');
+      }
+      row.firstChild.title = 'line ' + line + ': no data';
+      return;
+    }
     var win = snap.window ? 'last ' + snap.window + ' s' : 'recent';
     var rt = win + ': ' + full(v.r) + ' ' + unitWord(snap, v.ri) + secondsHint(snap, v.ri ? 0 : v.r);
     var tt = 'total: ' + full(v.t) + ' ' + unitWord(snap, v.ti) + secondsHint(snap, v.ti ? 0 : v.t);
@@ -730,82 +753,195 @@
   }
 
   // ---------------------------------------------------------------- threads
+  //
+  // A card per thread, built once; each snapshot updates its parts in place
+  // (frames are reused by position), so a frame under the pointer is not replaced
+  // between mousedown and mouseup and clicks are never lost to a live update.
 
-  function frameEl(fr, isCur) {
-    var li = el('li', 'frame');
+  var KIND_CLASS = {
+    running: 'k-run', ended: 'k-ended', sleep: 'k-sleep',
+    'queue.get': 'k-wait', 'queue.put': 'k-wait', join: 'k-wait', event: 'k-wait',
+    condition: 'k-wait', barrier: 'k-wait', lock: 'k-wait', future: 'k-wait',
+    select: 'k-io', server: 'k-io', 'socket.recv': 'k-io', 'socket.accept': 'k-io',
+    'socket.send': 'k-io', subprocess: 'k-io', input: 'k-io', read: 'k-io', waiting: 'k-wait'
+  };
+
+  function fillFrame(li, fr, isCur) {
+    fr = fr || {};
     var monitored = fr.file !== null && fr.file !== undefined;
-    li.appendChild(el('span', 'fn', fr.func != null ? fr.func : '?'));
-    li.appendChild(el('span', 'loc', basename(fr.path) + ':' + fr.line));
-    li.title = String(fr.path || '') + ':' + fr.line + (monitored ? '\nclick to open' : '\n(not a monitored file)');
+    setText(li.firstChild, fr.func != null ? fr.func : '?');
+    setText(li.lastChild, basename(fr.path) + ':' + fr.line);
+    li.title = String(fr.path || '') + ':' + fr.line +
+      (monitored ? '\nclick to open' : '\n(not a monitored file)');
+    li.className = 'frame ' + (monitored ? 'mon' : 'ext') + (isCur ? ' cur' : '');
     if (monitored) {
-      li.classList.add('mon');
       li.dataset.file = String(fr.file);
       li.dataset.line = String(fr.line);
       li.dataset.path = String(fr.path || '');
       li.tabIndex = 0;
       li.setAttribute('role', 'link');
     } else {
-      li.classList.add('ext');
+      delete li.dataset.file; delete li.dataset.line; delete li.dataset.path;
+      li.removeAttribute('tabindex');
+      li.removeAttribute('role');
     }
-    if (isCur) li.classList.add('cur');
-    return li;
   }
 
-  function fillThread(card, t) {
-    card.textContent = '';
+  /* Make `ol` show `frames` (innermost first), reusing its <li> elements. */
+  function fillFrames(ol, frames, markCur) {
+    var curDone = !markCur;
+    for (var i = 0; i < frames.length; i++) {
+      var li = ol.children[i];
+      if (!li) {
+        li = el('li', 'frame');
+        li.appendChild(el('span', 'fn'));
+        li.appendChild(el('span', 'loc'));
+        ol.appendChild(li);
+      }
+      var isCur = !curDone && frames[i] && frames[i].file != null;
+      if (isCur) curDone = true;
+      fillFrame(li, frames[i], isCur);
+    }
+    while (ol.children.length > frames.length) ol.lastChild.remove();
+  }
+
+  function makeThreadCard() {
+    var card = el('div', 'thread');
+    var head = card.appendChild(el('div', 't-head'));
+    head.appendChild(el('span', 't-name'));
+    head.appendChild(el('span', 't-badges'));
+    head.appendChild(el('span', 't-id'));
+    var st = card.appendChild(el('div', 't-state'));
+    st.appendChild(el('span', 't-dot'));
+    st.appendChild(el('span', 't-state-text'));
+    st.appendChild(el('span', 't-age'));
+    st.appendChild(el('span', 't-cpu'));
+    card.appendChild(el('ul', 't-hints'));
+    card.appendChild(el('ol', 'stack'));
+    card.appendChild(el('div', 't-empty'));
+    var more = card.appendChild(el('button', 'more'));
+    more.type = 'button';
+    var made = card.appendChild(el('details', 't-created'));
+    made.appendChild(el('summary', 't-created-sum'));
+    made.appendChild(el('ol', 'stack'));
+    return { el: card, badgeSig: '', hintSig: '', createdSig: '' };
+  }
+
+  function badge(cls, text, title) {
+    var b = el('span', 'badge ' + cls, text);
+    if (title) b.title = title;
+    return b;
+  }
+
+  function fillThread(rec, t, snap, blocking) {
+    var card = rec.el;
+    var key = String(t.ident);
+    var ended = t.alive === false || t.kind === 'ended';
     card.className = 'thread' + (t.main ? ' main' : '') + (t.daemon ? ' daemon' : ' nondaemon') +
-      (t.alive === false ? ' dead' : '');
-    card.dataset.ident = String(t.ident);
+      (ended ? ' dead' : '') + (blocking ? ' blocking' : '');
+    card.dataset.ident = key;
     card.dataset.daemon = String(!!t.daemon);
     card.dataset.main = String(!!t.main);
-    var head = el('div', 't-head');
-    head.appendChild(el('span', 't-name', t.name != null ? t.name : '?')).title = String(t.name);
-    if (t.main) head.appendChild(el('span', 'badge badge-main', 'main'));
-    head.appendChild(t.daemon ? el('span', 'badge badge-daemon', 'daemon')
-      : el('span', 'badge badge-nondaemon', 'non-daemon'));
-    if (t.alive === false) head.appendChild(el('span', 'badge badge-dead', 'finished'));
-    var tid = el('span', 't-id', t.native_id != null ? 'tid ' + t.native_id : '');
+    if (t.kind) card.dataset.kind = String(t.kind); else delete card.dataset.kind;
+
+    var head = card.firstChild;
+    var name = head.children[0];
+    setText(name, t.name != null ? t.name : '?');
+    name.title = String(t.name);
+
+    var badgeSig = [t.main, t.daemon, t.daemon_inherited, ended, blocking].join();
+    if (badgeSig !== rec.badgeSig) {
+      rec.badgeSig = badgeSig;
+      var badges = head.children[1];
+      badges.textContent = '';
+      if (t.main) badges.appendChild(badge('badge-main', 'main'));
+      if (t.daemon) badges.appendChild(badge('badge-daemon', 'daemon'));
+      else badges.appendChild(badge('badge-nondaemon', t.daemon_inherited ? 'non-daemon (inherited)' : 'non-daemon',
+        t.daemon_inherited ? 'non-daemon only because the thread that started it was, and daemon= was not given'
+          : (t.main ? '' : 'the interpreter waits for this thread before it exits')));
+      if (blocking) badges.appendChild(badge('badge-blocking', 'holds exit',
+        'the main thread has finished; this thread keeps the process alive'));
+      if (ended) badges.appendChild(badge('badge-dead', 'ended'));
+    }
+
+    var cpu = card.children[1].children[3];
+    var hasCpu = typeof t.cpu === 'number' && !ended;
+    setText(cpu, hasCpu ? (t.cpu >= 10 ? t.cpu.toFixed(0) : t.cpu.toFixed(1)) + '% cpu' : '');
+    cpu.classList.toggle('busy', hasCpu && t.cpu >= 50);
+    cpu.title = hasCpu ? 'percent of one core over the last fraction of a second' : '';
+    var tid = head.children[2];
+    setText(tid, t.native_id != null ? 'tid ' + t.native_id : '');
     tid.title = 'ident ' + t.ident + (t.native_id != null ? ', native id ' + t.native_id : '');
-    head.appendChild(tid);
-    card.appendChild(head);
+
+    var st = card.children[1];
+    var stateText = t.state || (ended ? 'ended' : '');
+    st.hidden = !stateText && !hasCpu;
+    st.className = 't-state ' + (KIND_CLASS[t.kind] || (ended ? 'k-ended' : 'k-wait'));
+    setText(st.children[1], stateText);
+    var age = '';
+    if (ended && t.ended && snap.time) age = 'ended ' + duration(snap.time - t.ended) + ' ago';
+    else if (t.started && snap.time) age = 'up ' + duration(snap.time - t.started);
+    setText(st.children[2], age);
+
+    var hints = Array.isArray(t.hints) ? t.hints.map(String) : [];
+    var hintSig = JSON.stringify(hints);
+    if (hintSig !== rec.hintSig) {
+      rec.hintSig = hintSig;
+      var ul = card.children[2];
+      ul.textContent = '';
+      hints.forEach(function (h) { ul.appendChild(el('li', 'hint', h)); });
+    }
+    card.children[2].hidden = hints.length === 0;
+
     var stack = Array.isArray(t.stack) ? t.stack : [];
-    if (!stack.length) {
-      card.appendChild(el('div', 't-empty', t.alive === false ? 'finished' : 'no Python frames'));
-      return;
-    }
-    var ol = el('ol', 'stack');
-    var open = S.expanded.has(String(t.ident));
-    var limit = open || stack.length <= STACK_FOLD + 2 ? stack.length : STACK_FOLD;
-    var curDone = false;
-    for (var i = 0; i < limit; i++) {
-      var fr = stack[i] || {};
-      var isCur = !curDone && fr.file != null;
-      if (isCur) curDone = true;
-      ol.appendChild(frameEl(fr, isCur));
-    }
-    card.appendChild(ol);
-    if (stack.length > STACK_FOLD + 2) {
-      var more = el('button', 'more', open ? 'show fewer frames'
-        : '… ' + (stack.length - limit) + ' more frames (outermost last)');
-      more.type = 'button';
-      more.dataset.ident = String(t.ident);
-      card.appendChild(more);
+    var open = S.expanded.has(key);
+    var fold = !open && stack.length > STACK_FOLD + 2;
+    var ol = card.children[3];
+    fillFrames(ol, fold ? stack.slice(0, STACK_FOLD) : stack, true);
+    ol.hidden = stack.length === 0;
+    var empty = card.children[4];
+    setText(empty, 'no Python frames');
+    empty.hidden = stack.length > 0 || ended;   // the state line already says it ended
+    var more = card.children[5];
+    more.hidden = stack.length <= STACK_FOLD + 2;
+    more.dataset.ident = key;
+    setText(more, open ? 'show fewer frames' : '… ' + (stack.length - STACK_FOLD) + ' more frames (outermost last)');
+
+    var created = Array.isArray(t.created_at) ? t.created_at : [];
+    var made = card.children[6];
+    made.hidden = created.length === 0;
+    var createdSig = JSON.stringify(created) + '|' + t.created_by;
+    if (created.length && createdSig !== rec.createdSig) {
+      rec.createdSig = createdSig;
+      var top = created[0] || {};
+      setText(made.firstChild, 'started' + (t.created_by ? ' by ' + t.created_by : '') + ' at ' +
+        basename(top.path) + ':' + top.line + (top.func ? ' in ' + top.func : ''));
+      made.firstChild.title = 'where Thread.start() was called (click for the whole stack)';
+      fillFrames(made.lastChild, created, false);
     }
   }
 
   function renderThreads(snap) {
     var box = $('threads');
     var threads = Array.isArray(snap.threads) ? snap.threads.slice() : [];
-    // Main thread first, then the order the monitor gives.
-    threads.sort(function (a, b) { return (b.main ? 1 : 0) - (a.main ? 1 : 0); });
+    var blocking = new Set((snap.exit && Array.isArray(snap.exit.blocking) ? snap.exit.blocking : [])
+      .map(String));
+    // Main first, then threads holding the exit, then the monitor's order; ended last.
+    function rank(t) {
+      if (t.main) return 0;
+      if (blocking.has(String(t.ident))) return 1;
+      return t.alive === false || t.kind === 'ended' ? 3 : 2;
+    }
+    threads = threads.map(function (t, i) { return { t: t, i: i }; })
+      .sort(function (a, b) { return rank(a.t) - rank(b.t) || a.i - b.i; })
+      .map(function (x) { return x.t; });
     var seen = new Set();
     threads.forEach(function (t) {
       var key = String(t.ident);
       seen.add(key);
-      var sig = JSON.stringify(t) + (S.expanded.has(key) ? '+' : '');
       var rec = S.threadEls.get(key);
-      if (!rec) { rec = { el: el('div', 'thread'), sig: '' }; S.threadEls.set(key, rec); }
-      if (rec.sig !== sig) { fillThread(rec.el, t); rec.sig = sig; }
+      if (!rec) { rec = makeThreadCard(); S.threadEls.set(key, rec); }
+      fillThread(rec, t, snap, blocking.has(key));
     });
     S.threadEls.forEach(function (rec, key) {
       if (!seen.has(key)) { rec.el.remove(); S.threadEls.delete(key); }
@@ -814,7 +950,8 @@
     for (var i = 0; same && i < threads.length; i++) same = cur[i].dataset.ident === String(threads[i].ident);
     if (!same) threads.forEach(function (t) { box.appendChild(S.threadEls.get(String(t.ident)).el); });
     var nd = threads.filter(function (t) { return !t.daemon && !t.main && t.alive !== false; }).length;
-    setText($('threads-count'), threads.length + (nd ? ' · ' + nd + ' non-daemon' : ''));
+    setText($('threads-count'), threads.length + (nd ? ' · ' + nd + ' non-daemon' : '') +
+      (blocking.size ? ' · ' + blocking.size + ' holding exit' : ''));
   }
 
   // ---------------------------------------------------------------- snapshots
@@ -955,6 +1092,7 @@
     $('source').addEventListener('mouseover', function (ev) {
       var gut = ev.target.closest && ev.target.closest('.gut');
       var view = S.selected && S.views.get(S.selected);
+      S.hoverRow = gut ? gut.parentNode : null;
       if (gut && view) describeRow(view, gut.parentNode);
     });
     window.addEventListener('resize', scheduleMinimap);
