@@ -126,11 +126,15 @@ def test_daemon_false_keeps_serving_the_final_picture_until_told_to_end(
         line = proc.stderr.readline()
         assert "main thread has finished; still serving the final picture" in line
         assert _snapshot(url)["state"] == "main-finished"
+        stream = urllib.request.urlopen(url.replace("/?", "/api/events?"), timeout=10)
+        assert stream.readline().startswith(b"retry:")
         time.sleep(0.5)
         assert proc.poll() is None, "the process ended without being told to"
         proc.send_signal(how)
         proc.wait(timeout=10)
         assert proc.returncode == 0
+        rest = stream.read().decode()  # the open page is told the program ended
+        assert "event: end" in rest and '"state":"stopped"' in rest
         assert proc.stdout is not None and proc.stdout.read() == "main done\n"
     finally:
         proc.kill()

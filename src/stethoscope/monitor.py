@@ -60,6 +60,7 @@ class Monitor:
         self._started = time.time()
         self._stop_lock = threading.Lock()
         self._stopped = threading.Event()
+        self._end_requested = threading.Event()  # stop(), Ctrl+C or SIGTERM while serving on
         self._snapshot_lock = threading.Lock()
         self._cached: tuple[float, State, bytes] | None = None
         self._sources: dict[str, bytes] = {}
@@ -122,6 +123,7 @@ class Monitor:
 
     def stop(self) -> None:
         """Stop collecting and serving. Idempotent; safe from any thread and at exit."""
+        self._end_requested.set()
         with self._stop_lock:
             if self._stopped.is_set():
                 return
@@ -180,9 +182,9 @@ class Monitor:
             return
         _say(f"the main thread has finished; still serving the final picture at {self.url} "
              f"(daemon=False). Press Ctrl+C or send SIGTERM to end.")
-        previous = _install_sigterm(self._stopped.set)
+        previous = _install_sigterm(self._end_requested.set)
         try:
-            while not self._stopped.wait(0.2):
+            while not self._end_requested.wait(0.2):
                 pass
         except KeyboardInterrupt:
             pass

@@ -921,6 +921,24 @@
     }
   }
 
+  /* While the pointer is over the panel it is not updated: stacks change length
+   * and cards move at every snapshot, and a click must land on what was aimed at.
+   * The latest snapshot is shown as soon as the pointer leaves. */
+  function renderThreadsSoon(snap) {
+    if (S.threadsHeld) { S.threadsPending = snap; return; }
+    renderThreads(snap);
+  }
+
+  function holdThreads(hold) {
+    S.threadsHeld = hold;
+    $('threads-panel').classList.toggle('held', hold);
+    if (!hold && S.threadsPending) {
+      var snap = S.threadsPending;
+      S.threadsPending = null;
+      renderThreads(snap);
+    }
+  }
+
   function renderThreads(snap) {
     var box = $('threads');
     var threads = Array.isArray(snap.threads) ? snap.threads.slice() : [];
@@ -964,7 +982,7 @@
     renderHeader(snap);
     renderNotes(snap);
     renderFiles(snap, nowMap);
-    renderThreads(snap);
+    renderThreadsSoon(snap);
     updateBanner();
     var files = Array.isArray(snap.files) ? snap.files : [];
     if (!S.selected && files.length) {
@@ -1080,11 +1098,14 @@
       if (more) {
         var key = more.dataset.ident;
         if (S.expanded.has(key)) S.expanded.delete(key); else S.expanded.add(key);
-        if (S.snap) renderThreads(S.snap);
+        if (S.snap) renderThreads(S.threadsPending || S.snap);
+        S.threadsPending = null;
         return;
       }
       onFrameActivate(ev.target);
     });
+    $('threads').addEventListener('mouseenter', function () { holdThreads(true); });
+    $('threads').addEventListener('mouseleave', function () { holdThreads(false); });
     $('threads').addEventListener('keydown', function (ev) {
       if ((ev.key === 'Enter' || ev.key === ' ') && onFrameActivate(ev.target)) ev.preventDefault();
     });
