@@ -62,7 +62,7 @@ class Monitor:
         self._stopped = threading.Event()
         self._end_requested = threading.Event()  # stop(), Ctrl+C or SIGTERM while serving on
         self._snapshot_lock = threading.Lock()
-        self._cached: tuple[float, State, bytes] | None = None
+        self._cached: tuple[float, tuple[State, bool], bytes] | None = None
         self._sources: dict[str, bytes] = {}
         self.resolver = Resolver(config.files, self.store, on_error=self._note)
         self._counters = ThreadCounters(self.store, self.resolver)
@@ -202,8 +202,8 @@ class Monitor:
             return
         if time.time() - finished < delay:
             return
-        self._hang_reported = True
         self.store.set_exit(finished, delay, True)
+        self._hang_reported = True  # after the store: it keys the snapshot cache
         report = hang_report(self.snapshot())
         if report is not None:
             write_stderr(report)
@@ -259,14 +259,14 @@ class Monitor:
     def snapshot_json(self) -> bytes:
         with self._snapshot_lock:
             now = time.monotonic()
-            state = self._state
-            # Keyed by state too: a build that began before stop() must not be
-            # served as the final picture.
+            # Keyed by what changes at exit too: a build that began before stop()
+            # or before the hang report must not be served after it.
+            key = (self._state, self._hang_reported)
             cached = self._cached
-            if cached is not None and cached[1] == state and now - cached[0] < SNAPSHOT_MAX_AGE:
+            if cached is not None and cached[1] == key and now - cached[0] < SNAPSHOT_MAX_AGE:
                 return cached[2]
             data = self.snapshot().to_json()
-            self._cached = (now, state, data)
+            self._cached = (now, key, data)
             return data
 
     def source_json(self, file_id: str) -> bytes | None:
