@@ -173,13 +173,7 @@ def test_monitoring_counts_again_after_a_restart() -> None:
 @pytest.mark.parametrize("mode", ["sample", "trace"])
 def test_collectors_survive_many_short_lived_threads(mode: str) -> None:
     with stethoscope.trace(only_workloads, port=0, quiet=True, mode=mode) as mon:  # type: ignore[arg-type]
-        for _ in range(20):
-            batch = [threading.Thread(target=workloads.count_to, args=(2000,), daemon=True)
-                     for _ in range(10)]
-            for thread in batch:
-                thread.start()
-            for thread in batch:
-                thread.join(10)
+        workloads.run_in_batches(workloads.count_to, (2000,))
         _settle(mon)
         snap = mon.snapshot()
         assert not [note for note in snap.notes if "stopped" in note]

@@ -16,6 +16,8 @@ from stethoscope.collectors.states import classify, hints
 from stethoscope.collectors.threads import ENDED_KEEP, ENDED_MAX, ThreadDescriber
 from stethoscope.model import Frame, Store
 
+import workloads
+
 QUEUE = queue.__file__
 THREADING = threading.__file__
 USER = "/home/me/app.py"
@@ -100,13 +102,7 @@ def test_ended_threads_stay_listed_for_a_while_then_age_out() -> None:
 
 def test_many_short_lived_threads_neither_leak_nor_crash() -> None:
     with stethoscope.trace(port=0, quiet=True) as mon:
-        for _ in range(20):
-            batch = [threading.Thread(target=time.sleep, args=(0.02,), daemon=True)
-                     for _ in range(10)]
-            for thread in batch:
-                thread.start()
-            for thread in batch:
-                thread.join(5)
+        workloads.run_in_batches(time.sleep, (0.02,))
         time.sleep(0.5)
         snap = mon.snapshot()
         describer = mon._collectors[1].describer  # type: ignore[attr-defined]

@@ -44,3 +44,15 @@ def busy_for(seconds: float) -> int:
     while time.monotonic() < deadline:
         rounds += 1  # busy
     return rounds
+
+
+def run_in_batches(target: object, args: tuple[object, ...], batches: int = 20,
+                   size: int = 10) -> None:
+    """Start and join ``batches`` batches of ``size`` short-lived daemon threads."""
+    for _ in range(batches):
+        batch = [threading.Thread(target=target, args=args, daemon=True)  # type: ignore[arg-type]
+                 for _ in range(size)]
+        for thread in batch:
+            thread.start()
+        for thread in batch:
+            thread.join(10)
