@@ -120,7 +120,9 @@ class Sampler:
             return True  # unknown: count it, as a plain wall-clock sampler would
         before = self._cpu_seen.get(native_id)
         self._cpu_seen[native_id] = used
-        return before is None or (used - before) >= BUSY_FRACTION * elapsed * 1e9
+        # First sight: no interval to judge yet; a waiting thread must not get
+        # self time for it (a running one loses one sample).
+        return before is not None and (used - before) >= BUSY_FRACTION * elapsed * 1e9
 
     def _tick(
         self,
@@ -133,11 +135,19 @@ class Sampler:
         cache = resolve.cache
         own = self._own
         now_lines: list[NowLine] = []
+        refreshed = False
         frames = sys._current_frames()
         for ident, top in frames.items():
             if ident in own:
                 continue
             meta = self._meta.get(ident)
+            if meta is None and not refreshed:
+                self._refresh_meta()  # a thread started since the last refresh
+                refreshed = True
+                own = self._own
+                if ident in own:
+                    continue
+                meta = self._meta.get(ident)
             innermost: tuple[str, int] | None = None
             seen: set[tuple[str, int]] = set()
             frame: FrameType | None = top

@@ -18,6 +18,8 @@ from ..model import Frame
 
 # (file suffix, function names) -> (kind, state)
 _STDLIB_WAITS: tuple[tuple[str, tuple[str, ...], str, str], ...] = (
+    ("threading.py", ("_shutdown",), "exiting",
+     "finished: waiting at exit for the non-daemon threads"),
     ("queue.py", ("Queue.get", "get"), "queue.get", "waiting in queue.get()"),
     ("queue.py", ("Queue.put", "put"), "queue.put", "waiting in queue.put()"),
     ("threading.py", ("Thread._wait_for_tstate_lock", "_wait_for_tstate_lock",
@@ -93,6 +95,7 @@ HINTS = {
     "input": "it waits for input(): run it in a daemon thread, or close stdin",
     "read": "a blocking read: give it a timeout, or close what it reads from before exit",
     "server": HINT_SERVE_FOREVER,
+    "exiting": "the main thread is waiting at exit for the non-daemon threads",
     "running": "it is still running Python code: give its loop a stop flag, or make it "
                "daemon=True if it may be killed at exit",
     "waiting": "it waits in C code without a timeout: give the call a timeout and a stop flag, "

@@ -64,7 +64,6 @@ def _load_assets() -> dict[str, tuple[bytes, str]]:
 class _HTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False  # server_close() must never wait for a handler
-    inline = False  # set once handler threads cannot be started any more
 
     def __init__(self, address: tuple[str, int], owner: Server) -> None:
         self.owner = owner
@@ -83,9 +82,8 @@ class _HTTPServer(ThreadingHTTPServer):
             thread.start()
         except RuntimeError:
             # CPython 3.12.0-3.12.2 refuse new threads once __main__ has finished
-            # (gh-113964), which is when daemon=False keeps serving. Answer in this
-            # thread instead; event streams then send one event per request.
-            self.inline = True
+            # (gh-113964). Answer in this thread instead; an event stream served
+            # here sends one event per request (streams in their own threads go on).
             self.process_request_thread(request, client_address)
 
     def shutdown_request(self, request: Any) -> None:
@@ -135,6 +133,10 @@ class Server:
     def allowed_hosts(self) -> frozenset[str]:
         names = {self.host, "localhost", "127.0.0.1", "[::1]"} if self.loopback else set()
         return frozenset(f"{name}:{self.port}" for name in names)
+
+    @property
+    def accept_thread(self) -> threading.Thread | None:
+        return self._thread
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._serve, name="stethoscope-server",
@@ -310,5 +312,5 @@ class _Handler(BaseHTTPRequestHandler):
             data = owner.backend.snapshot_json()
             event = b"end" if ending else b"snapshot"
             write(b"event: " + event + b"\ndata: " + data + b"\n\n")
-            if ending or self.server.inline:
+            if ending or threading.current_thread() is owner.accept_thread:
                 return  # inline: the client reconnects after `retry` for the next one
