@@ -1,0 +1,54 @@
+# stethoscope: build, test and benchmark entry points.
+#
+#   make demo                       .venv + `stethoscope demo` (Ctrl+C to stop)
+#   make test                       chromium, ruff, mypy, pytest on every CPython 3.10-3.13
+#   make test PYTHONS="3.12"        only some interpreters
+#   make test PYTEST_ARGS="-k foo"  extra pytest arguments
+#   make lint / make typecheck      ruff / mypy alone
+#   make bench                      benchmark table (BENCH_RUNS=5, BENCH_PYTHONS="3.11 3.12 3.13")
+#   make clean                      remove virtualenvs and caches (keeps bench/results)
+#
+# The logic lives in scripts/; any python3 can run them.
+
+PYTHON3 ?= python3
+VENV    := .venv
+
+# Settings such as PYTHONS, PYTEST_ARGS or BENCH_RUNS reach the scripts through the
+# environment: make exports variables given on its command line by itself.
+
+.PHONY: demo test lint typecheck bench clean help
+
+help:
+	@sed -n '3,10p' Makefile | sed 's/^# \{0,1\}//'
+
+# The stamp is rebuilt (pip install -e . again) only when pyproject.toml changes;
+# the editable install picks up changes under src/ by itself.
+$(VENV)/.stethoscope-stamp: pyproject.toml
+	@if ! $(VENV)/bin/python -c 'import sys; sys.exit(sys.version_info < (3, 10))' 2>/dev/null; then \
+	    rm -rf $(VENV); \
+	    py="$$($(PYTHON3) scripts/pythons.py default)" && \
+	    echo "creating $(VENV) with $$py" && \
+	    "$$py" -m venv $(VENV); \
+	fi
+	$(VENV)/bin/python -m pip --disable-pip-version-check install --progress-bar off -q -e .
+	@touch $@
+
+demo: $(VENV)/.stethoscope-stamp
+	$(VENV)/bin/stethoscope demo
+
+test:
+	$(PYTHON3) scripts/run_tests.py test
+
+lint:
+	$(PYTHON3) scripts/run_tests.py lint
+
+typecheck:
+	$(PYTHON3) scripts/run_tests.py typecheck
+
+bench:
+	$(PYTHON3) scripts/bench.py
+
+clean:
+	rm -rf $(VENV) .venv-test .venv-bench build dist src/*.egg-info \
+	    .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	find . -name __pycache__ -type d -not -path './.git/*' -prune -exec rm -rf {} +

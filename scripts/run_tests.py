@@ -1,0 +1,331 @@
+#!/usr/bin/env python3
+"""`make test`, `make lint`, `make typecheck`: the whole check, on every CPython found.
+
+Runs under any python3 (3.6+); everything else runs in per-interpreter virtualenvs
+.venv-test/py3.X with `pip install -e .[test,dev]`. An environment is reinstalled
+only when pyproject.toml (or the interpreter) changes: a stamp file in the venv
+holds a hash of both.
+
+    run_tests.py test        chromium, then ruff + mypy once, then pytest per interpreter
+    run_tests.py lint        ruff check src tests bench
+    run_tests.py typecheck   mypy (configured in pyproject.toml)
+
+Environment (the Makefile passes these through):
+    PYTHONS="3.12 3.13"      which minor versions to test (default: 3.10 3.11 3.12 3.13)
+    PYTEST_ARGS="-k foo -x"  extra pytest arguments (split like a shell would)
+    TOOLS_PYTHON=3.12        which interpreter's env runs ruff and mypy (default 3.12,
+                             else the newest available)
+
+Every result is printed in a summary at the end; the exit status is non-zero if any
+step failed, if no interpreter was found, or if pytest collected no tests (exit 5).
+"""
+
+import hashlib
+import os
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pythons
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ENVS = os.path.join(ROOT, ".venv-test")
+EXTRAS = "test,dev"
+STAMP = ".stethoscope-stamp"
+PIP_TIMEOUT = int(os.environ.get("PIP_INSTALL_TIMEOUT") or "1200")
+# A whole pytest run is bounded too: pytest-timeout's signal method cannot fire when
+# the main thread is stuck (e.g. a deadlock inside a tracing callback), and CI must
+# never hang. On expiry the run gets SIGABRT first, so pytest's faulthandler prints
+# every thread's stack, then SIGKILL.
+PYTEST_RUN_TIMEOUT = int(os.environ.get("PYTEST_RUN_TIMEOUT") or "1800")
+MIN_VERSION = (3, 10)  # requires-python in pyproject.toml
+
+PYTEST_EXIT = {
+    0: "passed",
+    1: "tests failed",
+    2: "interrupted",
+    3: "internal error",
+    4: "usage error",
+    5: "no tests collected",
+}
+
+
+def say(text=""):
+    print(text, flush=True)
+
+
+def banner(text):
+    say()
+    say("=" * 8 + " " + text + " " + "=" * max(8, 70 - len(text)))
+
+
+def run(cmd, timeout=None, **kwargs):
+    """Run a command with inherited stdio, echoing it; return its exit status."""
+    say("+ " + " ".join(shlex.quote(str(c)) for c in cmd))
+    kwargs.setdefault("cwd", ROOT)
+    kwargs.setdefault("stdin", subprocess.DEVNULL)
+    try:
+        return subprocess.run([str(c) for c in cmd], timeout=timeout, **kwargs).returncode
+    except subprocess.TimeoutExpired:
+        say("error: %s did not finish within %d s; stopped" % (cmd[0], timeout))
+        return 124
+    except OSError as exc:
+        say("error: cannot run %s: %s" % (cmd[0], exc))
+        return 127
+
+
+def minor_key(minor):
+    try:
+        return tuple(int(x) for x in minor.split("."))
+    except ValueError:
+        return (0,)
+
+
+def wanted_versions():
+    raw = (os.environ.get("PYTHONS") or "").replace(",", " ").split()
+    out = []
+    for item in raw or pythons.SUPPORTED:
+        item = item.strip()
+        if item.startswith("py"):
+            item = item[2:]
+        if item and item not in out:
+            out.append(item)
+    return out
+
+
+def stamp_text(interpreter_version):
+    with open(os.path.join(ROOT, "pyproject.toml"), "rb") as f:
+        digest = hashlib.sha256(f.read()).hexdigest()
+    return "pyproject=%s\nextras=%s\npython=%s\n" % (digest, EXTRAS, interpreter_version)
+
+
+def venv_python(env):
+    return os.path.join(env, "bin", "python")
+
+
+def activated(env):
+    """The environment of a command run 'inside' a venv, as if it were activated."""
+    out = dict(os.environ)
+    out["VIRTUAL_ENV"] = env
+    out["PATH"] = os.path.join(env, "bin") + os.pathsep + out.get("PATH", "")
+    out.pop("PYTHONHOME", None)
+    return out
+
+
+def run_bounded(cmd, timeout, env=None):
+    """Run with inherited stdio; on timeout dump stacks (SIGABRT), then kill."""
+    say("+ " + " ".join(shlex.quote(str(c)) for c in cmd))
+    proc = subprocess.Popen(
+        [str(c) for c in cmd], cwd=ROOT, stdin=subprocess.DEVNULL, env=env)
+    try:
+        return proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        say("error: the run did not finish within %d s (PYTEST_RUN_TIMEOUT); "
+            "dumping stacks and stopping it" % timeout)
+        proc.send_signal(signal.SIGABRT)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        return 124
+    except BaseException:
+        # Ctrl+C reached the child too: give it a moment to finish cleanly.
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        raise
+
+
+def prepare_env(minor, base_python, full_version):
+    """Create/refresh .venv-test/py<minor>; return (env path, error or None)."""
+    env = os.path.join(ENVS, "py" + minor)
+    py = venv_python(env)
+    stamp = os.path.join(env, STAMP)
+    wanted = stamp_text(full_version)
+
+    info = pythons.probe(py) if os.path.exists(py) else None
+    if info is None or info[1] != full_version:
+        if os.path.exists(env):
+            say("recreating %s (interpreter missing or changed)" % os.path.relpath(env, ROOT))
+            shutil.rmtree(env)
+        if run([base_python, "-m", "venv", env]) != 0:
+            return env, "cannot create the virtualenv"
+
+    try:
+        with open(stamp) as f:
+            if f.read() == wanted:
+                say("%s is up to date" % os.path.relpath(env, ROOT))
+                return env, None
+    except OSError:
+        pass
+
+    if os.path.exists(stamp):
+        os.remove(stamp)
+    pip = [py, "-m", "pip", "--disable-pip-version-check", "install", "--progress-bar", "off", "-q"]
+    # pip's resolver can backtrack for a very long time when something cannot be
+    # satisfied; a bound keeps CI from hanging on it.
+    if run(pip + ["-e", ".[%s]" % EXTRAS], timeout=PIP_TIMEOUT) != 0:
+        return env, "pip install -e .[%s] failed" % EXTRAS
+    with open(stamp, "w") as f:
+        f.write(wanted)
+    return env, None
+
+
+def ensure_chromium():
+    banner("Debian chromium (browser tests)")
+    return run(["bash", os.path.join(ROOT, "scripts", "ensure-chromium.sh")]) == 0
+
+
+def find_versions(minors):
+    """Return ([(minor, path, full version)], {minor: why skipped}), saying each."""
+    found, skipped = [], {}
+    for minor in minors:
+        if minor_key(minor) < MIN_VERSION:
+            skipped[minor] = "SKIPPED: CPython %s is not supported (requires-python >= %d.%d)" % (
+                (minor,) + MIN_VERSION)
+        else:
+            hit = pythons.find(minor)
+            if hit:
+                say("found CPython %s: %s" % (hit[1], hit[0]))
+                found.append((minor, hit[0], hit[1]))
+                continue
+            skipped[minor] = "SKIPPED: CPython %s not found on this machine" % minor
+        say(skipped[minor])
+    return found, skipped
+
+
+def tools_minor(available):
+    """The env that runs ruff and mypy: TOOLS_PYTHON, else 3.12, else the newest."""
+    if not available:
+        return None
+    pref = os.environ.get("TOOLS_PYTHON") or "3.12"
+    if pref in available:
+        return pref
+    return max(available, key=minor_key)
+
+
+def lint(env):
+    return run([os.path.join(env, "bin", "ruff"), "check", "src", "tests", "bench"],
+               env=activated(env))
+
+
+def typecheck(env):
+    # mypy's `files` and strictness live in pyproject.toml.
+    return run([os.path.join(env, "bin", "mypy")], env=activated(env))
+
+
+def prepare_tools_env(minors):
+    """Find and prepare one env for ruff/mypy; return its path or None."""
+    found = {}
+    for minor in minors:
+        hit = pythons.find(minor)
+        if hit:
+            found[minor] = hit
+    order = []
+    first = tools_minor(list(found))
+    if first:
+        order.append(first)
+    order += sorted((m for m in found if m != first), key=minor_key, reverse=True)
+    for minor in order:
+        env, err = prepare_env(minor, found[minor][0], found[minor][1])
+        if err is None:
+            return env
+        say("error: %s: %s" % (os.path.relpath(env, ROOT), err))
+    return None
+
+
+def single_tool(name):
+    env = prepare_tools_env(pythons.SUPPORTED)
+    if env is None:
+        say("error: no usable CPython 3.10+ environment for %s" % name)
+        return 1
+    banner("%s (%s)" % (name, os.path.relpath(env, ROOT)))
+    return lint(env) if name == "ruff" else typecheck(env)
+
+
+def test():
+    started = time.monotonic()
+    results = []  # (label, ok, detail)
+    pytest_args = shlex.split(os.environ.get("PYTEST_ARGS") or "")
+
+    results.append(("chromium", ensure_chromium(), "/usr/bin/chromium"))
+
+    banner("interpreters")
+    found, skipped = find_versions(wanted_versions())
+    for minor, why in skipped.items():
+        results.append(("CPython %s" % minor, None, why))
+    if not found:
+        say("error: none of the requested CPython versions (%s) was found"
+            % " ".join(wanted_versions()))
+        results.append(("interpreters", False, "none found"))
+
+    envs = {}
+    for minor, base, full in found:
+        banner("environment for CPython %s" % full)
+        env, err = prepare_env(minor, base, full)
+        if err:
+            results.append(("CPython %s install" % full, False, err))
+        else:
+            envs[minor] = (env, full)
+
+    tools = tools_minor(list(envs))
+    if tools:
+        env, full = envs[tools]
+        banner("ruff (CPython %s)" % full)
+        code = lint(env)
+        results.append(("ruff check", code == 0, "exit %d" % code))
+        banner("mypy (CPython %s)" % full)
+        code = typecheck(env)
+        results.append(("mypy", code == 0, "exit %d" % code))
+    elif found:
+        results.append(("ruff + mypy", False, "no environment installed"))
+
+    for minor, _base, full in found:
+        if minor not in envs:
+            continue
+        env, _ = envs[minor]
+        banner("pytest on CPython %s (%s)" % (full, os.path.relpath(env, ROOT)))
+        t0 = time.monotonic()
+        code = run_bounded([venv_python(env), "-m", "pytest"] + pytest_args, PYTEST_RUN_TIMEOUT,
+                           env=activated(env))
+        reason = "timed out" if code == 124 else PYTEST_EXIT.get(code, "failed")
+        detail = "%s, exit %d, %.0f s" % (reason, code, time.monotonic() - t0)
+        results.append(("pytest CPython %s" % full, code == 0, detail))
+
+    banner("summary")
+    for label, ok, detail in results:
+        status = "skip" if ok is None else "ok" if ok else "FAIL"
+        say("%-4s  %-26s %s" % (status, label, detail))
+    failed = [r for r in results if r[1] is False]
+    say("%s in %.0f s" % ("FAILED" if failed else "all passed", time.monotonic() - started))
+    return 1 if failed else 0
+
+
+def main(argv):
+    try:
+        return dispatch(argv)
+    except KeyboardInterrupt:
+        say("\ninterrupted")
+        return 130
+
+
+def dispatch(argv):
+    command = argv[0] if argv else "test"
+    if command == "test":
+        return test()
+    if command == "lint":
+        return single_tool("ruff")
+    if command == "typecheck":
+        return single_tool("mypy")
+    sys.stderr.write(__doc__)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
