@@ -39,6 +39,7 @@ def no_leaks() -> Iterator[None]:
         "threading._shutdown": threading._shutdown,  # type: ignore[attr-defined]
         "Thread.__init__": threading.Thread.__init__,
         "Thread.start": threading.Thread.start,
+        "Thread.join": threading.Thread.join,
     }
     yield
     problems = []
@@ -57,6 +58,7 @@ def no_leaks() -> Iterator[None]:
         "threading._shutdown": threading._shutdown,  # type: ignore[attr-defined]
         "Thread.__init__": threading.Thread.__init__,
         "Thread.start": threading.Thread.start,
+        "Thread.join": threading.Thread.join,
     }
     for key, value in before.items():
         if after[key] != value:

@@ -57,14 +57,14 @@ def describe_stack(top: FrameType | None, resolve: Resolver, limit: int) -> tupl
     return tuple(stack)
 
 
-def _current_call(top: FrameType) -> str:
+def _current_call(top: FrameType, thread: threading.Thread | None) -> str:
     """Text that names the call the innermost frame is making: its source line, or
     for a thread whose target is a C function (Thread(target=time.sleep)), that
-    function's name."""
+    function's name. Never reads another thread's frame locals (f_locals on a
+    running frame of another thread is not safe on every version)."""
     code = top.f_code
     if code.co_name == "run" and code.co_filename == threading.__file__:
-        target = getattr(top.f_locals.get("self"), "_target", None)
-        name = getattr(target, "__name__", None)
+        name = getattr(getattr(thread, "_target", None), "__name__", None)
         if isinstance(name, str):
             return f"{name}("
     return linecache.getline(code.co_filename, top.f_lineno or 0)
@@ -85,6 +85,13 @@ class ThreadRegistry:
         self._original_start: Callable[..., None] | None = None
         self._init_wrapper: Callable[..., None] | None = None
         self._start_wrapper: Callable[..., None] | None = None
+        self._original_join: Callable[..., None] | None = None
+        self._join_wrapper: Callable[..., None] | None = None
+        self._joining: dict[int, str] = {}  # ident -> name of the thread it joins
+
+    def joining(self, ident: int) -> str | None:
+        """The name of the thread that thread ``ident`` waits for in join(), if any."""
+        return self._joining.get(ident)
 
     def birth(self, thread: threading.Thread | None) -> Birth | None:
         if thread is None:
@@ -110,10 +117,22 @@ class ThreadRegistry:
                 registry._record(thread, sys._getframe(1))
             original_start(thread)
 
-        self._init_wrapper, self._start_wrapper = __init__, start
+        self._original_join = original_join = cls.join
+        joining = self._joining
+
+        def join(thread: threading.Thread, timeout: float | None = None) -> None:
+            ident = threading.get_ident()
+            joining[ident] = thread.name
+            try:
+                original_join(thread, timeout)
+            finally:
+                joining.pop(ident, None)
+
+        self._init_wrapper, self._start_wrapper, self._join_wrapper = __init__, start, join
         self._active = True
         cls.__init__ = __init__  # type: ignore[method-assign,assignment]
         cls.start = start  # type: ignore[method-assign,assignment]
+        cls.join = join  # type: ignore[method-assign,assignment]
 
     def _record(self, thread: threading.Thread, caller: FrameType) -> None:
         try:
@@ -144,6 +163,8 @@ class ThreadRegistry:
             cls.__init__ = self._original_init  # type: ignore[method-assign]
         if cls.start is self._start_wrapper and self._original_start is not None:
             cls.start = self._original_start  # type: ignore[method-assign]
+        if cls.join is self._join_wrapper and self._original_join is not None:
+            cls.join = self._original_join  # type: ignore[method-assign]
 
 
 ENDED_KEEP = 30.0  # seconds an ended thread stays listed
@@ -214,7 +235,7 @@ class ThreadDescriber:
         busy = None if cpu is None else cpu >= BUSY_CPU
         if cpu is None and self._cpu is not None and self._cpu.available and native_id:
             busy = None  # first sight: no interval yet
-        kind, state = classify(stack, busy, _current_call(top))
+        kind, state = classify(stack, busy, _current_call(top, thread))
         birth = self.registry_birth(thread)
         daemon = thread.daemon if thread is not None else False
         main = ident == main_ident
@@ -222,7 +243,8 @@ class ThreadDescriber:
         if birth is not None and not daemon and not main and not birth.daemon_given \
                 and not birth.creator_daemon:
             inherited_from = birth.creator_name
-        join_target = _join_target(top) if kind == "join" else None
+        join_target = self._registry.joining(ident) if kind == "join" and self._registry \
+            else None
         first_seen = self._first_seen.setdefault(ident, now)
         return ThreadInfo(
             ident=ident,
@@ -246,14 +268,3 @@ class ThreadDescriber:
 
     def registry_birth(self, thread: threading.Thread | None) -> Birth | None:
         return self._registry.birth(thread) if self._registry is not None else None
-
-
-def _join_target(top: FrameType) -> str | None:
-    """The name of the thread that a thread blocked in Thread.join() waits for."""
-    frame: FrameType | None = top
-    while frame is not None:
-        if frame.f_code.co_name == "join" and frame.f_code.co_filename == threading.__file__:
-            target = frame.f_locals.get("self")
-            return target.name if isinstance(target, threading.Thread) else None
-        frame = frame.f_back
-    return None
