@@ -97,16 +97,12 @@ def _standalone_dump() -> str:
     from .render.threads import dump_report
 
     store = Store(window=1)
-    cpu = ThreadCPU()
-    try:
-        describer = ThreadDescriber(Resolver(_user_files, store), None, cpu)
-        meta = {t.ident: t for t in threading.enumerate() if t.ident is not None}
-        skip = {i for i, t in meta.items() if is_own_thread(t)}
-        describer.describe(sys._current_frames(), meta, skip)  # first CPU reading
-        time.sleep(0.05)
-        store.set_threads(describer.describe(sys._current_frames(), meta, skip), [])
-    finally:
-        cpu.close()
+    describer = ThreadDescriber(Resolver(_user_files, store), None, ThreadCPU())
+    meta = {t.ident: t for t in threading.enumerate() if t.ident is not None}
+    skip = {i for i, t in meta.items() if is_own_thread(t)}
+    describer.describe(sys._current_frames(), meta, skip)  # first CPU reading
+    time.sleep(0.05)
+    store.set_threads(describer.describe(sys._current_frames(), meta, skip), [])
     snap = store.snapshot(state="running", mode="none", heat="time", started=time.time(),
                           sample_hz=0.0, argv=sys.argv, python="")
     return dump_report(snap)

@@ -44,9 +44,3 @@ class ThreadCPU:
             return time.clock_gettime_ns(_clock_id(native_id))
         except (OSError, OverflowError):
             return None
-
-    def keep_only(self, native_ids: set[int]) -> None:
-        """Nothing to release (kept for the sampler's bookkeeping calls)."""
-
-    def close(self) -> None:
-        """Nothing to release."""

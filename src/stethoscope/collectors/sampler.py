@@ -70,7 +70,6 @@ class Sampler:
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout)
-        self._cpu.close()
 
     def _run(self) -> None:
         next_publish = 0.0
@@ -109,7 +108,6 @@ class Sampler:
         self._own = {i for i, t in self._meta.items() if is_own_thread(t)}
         self._own.add(threading.get_ident())
         natives = {t.native_id for t in self._meta.values() if t.native_id is not None}
-        self._cpu.keep_only(natives)
         for native_id in [n for n in self._cpu_seen if n not in natives]:
             del self._cpu_seen[native_id]
 
