@@ -181,16 +181,22 @@ def test_sigterm_still_kills_a_monitored_program(tmp_path: Path) -> None:
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
-def test_a_forked_child_does_not_own_the_parents_monitor(tmp_path: Path) -> None:
-    path = _script(tmp_path, """
+@pytest.mark.parametrize("processes", [False, True])
+def test_a_forked_child_does_not_own_the_parents_monitor(tmp_path: Path, processes: bool) -> None:
+    path = _script(tmp_path, f"""
         import json, os, sys, urllib.request, warnings, stethoscope
         warnings.simplefilter("ignore", DeprecationWarning)  # fork with threads, 3.12+
-        mon = stethoscope.trace(port=0, mode="trace", quiet=True)
+        mon = stethoscope.trace(port=0, mode="trace", quiet=True, processes={processes})
         snapshot_url = mon.url.replace("/?", "/api/snapshot?")
         pid = os.fork()
         if pid == 0:
-            ok = stethoscope.current() is None and sys.gettrace() is None
+            cur = stethoscope.current()
+            if {processes}:  # a monitor of its own, reporting to the parent's
+                ok = cur is not mon and type(cur).__name__ == "ChildMonitor" and cur.running
+            else:
+                ok = cur is None and sys.gettrace() is None
             child = stethoscope.trace(port=0, quiet=True)  # the child may start its own
+            ok = ok and (cur is None or not cur.running) and child.url != mon.url
             child.stop()
             os._exit(0 if ok else 1)
         _, status = os.waitpid(pid, 0)

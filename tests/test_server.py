@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 import stethoscope
+from stethoscope.model import SCHEMA_VERSION
 
 HERE = Path(__file__).resolve()
 
@@ -92,7 +93,8 @@ def test_snapshot_with_query_token_lists_this_test_file(mon: stethoscope.Monitor
     status, headers, body = get(mon, f"/api/snapshot?{tok(mon)}")
     assert status == 200 and headers["Content-Type"].startswith("application/json")
     snap = json.loads(body)
-    assert (snap["schema"], snap["pid"], snap["state"]) == (1, os.getpid(), "running")
+    assert (snap["schema"], snap["pid"], snap["state"]) == (
+        SCHEMA_VERSION, os.getpid(), "running")
     entry = this_file(mon)
     assert os.path.samefile(entry["path"], HERE) and entry["id"].isalnum()
 
@@ -140,7 +142,7 @@ def test_foreign_or_missing_host_header_is_refused_even_with_token(
     assert b'"files"' not in answer
     for good in [f"localhost:{port}", f"127.0.0.1:{port}", f"[::1]:{port}"]:
         status, _, body = get(mon, f"/api/snapshot?{tok(mon)}", headers={"Host": good})
-        assert status == 200 and json.loads(body)["schema"] == 1
+        assert status == 200 and json.loads(body)["schema"] == SCHEMA_VERSION
 
 
 def test_source_is_served_by_id_only(mon: stethoscope.Monitor) -> None:
@@ -226,7 +228,7 @@ def test_malformed_requests_get_no_500_no_output_and_server_keeps_answering(
         assert b" 500 " not in answer[:40] and not answer.startswith(b"500"), (name, answer[:200])
         assert b"Traceback" not in answer and b'"files"' not in answer, name
         status, _, body = get(mon, f"/api/snapshot?{tok(mon)}")
-        assert status == 200 and json.loads(body)["schema"] == 1, name
+        assert status == 200 and json.loads(body)["schema"] == SCHEMA_VERSION, name
     # slowloris-lite: a request that never finishes does not hold up others
     with socket.create_connection(("127.0.0.1", mon.server.port), timeout=5) as slow:
         slow.sendall(b"GET /api/snapshot HTTP/1.1\r\nHost: x")
@@ -295,7 +297,7 @@ def test_event_stream_sends_snapshots_then_end_event_on_stop(mon: stethoscope.Mo
         for event in events[1:]:
             snap = json.loads(event["data"])
             assert (event["event"], snap["schema"], snap["pid"], snap["state"]) == (
-                "snapshot", 1, os.getpid(), "running")
+                "snapshot", SCHEMA_VERSION, os.getpid(), "running")
         stopper = threading.Thread(target=mon.stop)
         stopper.start()
         buf, events, eof = read_events(sock, buf, time.monotonic() + 3.0, want=100)
@@ -314,8 +316,8 @@ def test_end_event_says_stopped_even_when_stop_lands_mid_snapshot(
     armed, building = threading.Event(), threading.Event()
     build = mon.snapshot
 
-    def slow_build() -> Any:
-        snap = build()
+    def slow_build(*args: Any) -> Any:
+        snap = build(*args)
         if armed.is_set():
             armed.clear()
             building.set()
@@ -458,7 +460,7 @@ def test_non_loopback_bind_still_requires_token() -> None:
             for headers in [None, {"Host": "evil.example"}]:
                 assert_refusal(*get(mon, path, headers=headers)[::2])
         status, _, body = get(mon, f"/api/snapshot?{tok(mon)}")
-        assert status == 200 and json.loads(body)["schema"] == 1
+        assert status == 200 and json.loads(body)["schema"] == SCHEMA_VERSION
         # The Host check guards loopback binds only; the token still decides here.
         status, _, _ = get(mon, f"/api/snapshot?{tok(mon)}", headers={"Host": "evil.example"})
         assert status == 200

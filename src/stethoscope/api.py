@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import sys
 import threading
 from typing import TextIO
 
-from .config import Config, Mode, new_token
+from .child import ChildMonitor
+from .config import CHILD_ENV, ChildLink, Config, Mode, new_token
 from .files import FileFilter
 from .files import user as _user_files
 from .monitor import Monitor, write_stderr
@@ -51,6 +53,8 @@ def trace(
         dump_signal=dump_signal,
     )
     with _lock:
+        if isinstance(_current, ChildMonitor) and _current.running:
+            _current.stop()  # an explicit trace() in a followed child takes over
         if _current is not None and _current.running:
             raise AlreadyRunningError(
                 f"stethoscope is already monitoring this process at {_current.url}; "
@@ -119,12 +123,55 @@ def _release(monitor: Monitor) -> None:
         _current = None
 
 
+def start_child(link: ChildLink, method: str, name: str = "") -> Monitor | None:
+    """Monitor this child process and report to the program's monitor. Never raises:
+    a child that cannot be followed runs on unmonitored, with one line on stderr."""
+    global _current
+    try:
+        with _lock:
+            if _current is not None and _current.running:
+                return None
+            _install_fork_hook()
+            monitor = ChildMonitor(link, method, name, on_stop=_release)
+            monitor.start()
+            _current = monitor
+            return monitor
+    except Exception as exc:
+        write_stderr(f"stethoscope: process {os.getpid()} is not monitored: "
+                     f"{type(exc).__name__}: {exc}\n")
+        return None
+
+
+def start_from_env() -> None:
+    """At start-up of a Python process (stethoscope-children.pth): follow it if the
+    environment names a monitor to report to."""
+    text = os.environ.get(CHILD_ENV)
+    if not text:
+        return
+    try:
+        from .collectors.children import startup_method
+
+        link = ChildLink.from_env(text)
+        method, name = startup_method()
+    except Exception as exc:
+        write_stderr(f"stethoscope: process {os.getpid()} is not monitored: {exc}\n")
+        return
+    start_child(link, method, name)
+
+
 def _after_fork_in_child() -> None:
     global _current, _lock
     _lock = threading.Lock()  # the parent may have held it while forking
     monitor, _current = _current, None
-    if monitor is not None:
-        monitor.forget_after_fork()
+    if monitor is None or not monitor.running:
+        return
+    monitor.forget_after_fork()
+    if monitor.config.processes:
+        from .collectors.children import fork_method
+
+        link = monitor.link if isinstance(monitor, ChildMonitor) else \
+            ChildLink.of(monitor.config, monitor.server.port if monitor.server else 0)
+        start_child(link, fork_method(sys._getframe(1)))
 
 
 def _install_fork_hook() -> None:

@@ -23,21 +23,10 @@ PROG = "stethoscope"
 
 
 def _files_filter(spec: str) -> FileFilter:
-    if spec == "user":
-        return files.user
-    if spec == "all":
-        return files.all
-    kind, sep, value = spec.partition(":")
-    if sep and value and kind == "contains":
-        return files.path_contains(*value.split(","))
-    if sep and value and kind == "regex":
-        try:
-            return files.contains_regex(value)
-        except Exception as exc:
-            raise argparse.ArgumentTypeError(f"bad regular expression {value!r}: {exc}") from None
-    raise argparse.ArgumentTypeError(
-        f"{spec!r} is not a files filter: use user, all, contains:PART[,PART...] or regex:PATTERN"
-    )
+    try:
+        return files.parse(spec)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _signal_number(name: str) -> int:

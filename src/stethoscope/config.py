@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import ipaddress
+import json
 import secrets
 import signal
 from dataclasses import dataclass, field
 from typing import Literal, get_args
 
 from . import files as _files
-from .files import FileFilter
+from .files import FileFilter, FileSpec
 
 Mode = Literal["auto", "sample", "trace"]
 MODES: tuple[str, ...] = get_args(Mode)
 DEFAULT_PORT = 9999
+# Set in the environment while a monitor follows child processes: a Python child
+# that has stethoscope installed reads it at start-up (stethoscope-children.pth)
+# and reports to the monitor it names.
+CHILD_ENV = "STETHOSCOPE_CHILD"
 
 
 class ConfigError(ValueError):
@@ -97,3 +102,52 @@ class Config:
     @property
     def loopback(self) -> bool:
         return is_loopback(self.host)
+
+
+@dataclass(frozen=True, slots=True)
+class ChildLink:
+    """What a child process needs to monitor itself and report to the program's monitor."""
+
+    host: str
+    port: int
+    token: str
+    mode: Mode
+    files: FileSpec | None  # None: the parent's filter is the user's own callable
+    sample_hz: float
+    window: int
+    hang_report: float
+
+    @classmethod
+    def of(cls, config: Config, port: int) -> ChildLink:
+        return cls(config.host, port, config.token, config.mode, _files.spec_of(config.files),
+                   config.sample_hz, config.window, config.hang_report)
+
+    def to_env(self) -> str:
+        return json.dumps({"v": 1, "host": self.host, "port": self.port, "token": self.token,
+                           "mode": self.mode, "files": self.files, "sample_hz": self.sample_hz,
+                           "window": self.window, "hang_report": self.hang_report})
+
+    @classmethod
+    def from_env(cls, text: str) -> ChildLink:
+        """ValueError when the text is not a link this version understands."""
+        try:
+            d = json.loads(text)
+            if d.get("v") != 1:
+                raise ValueError(f"version {d.get('v')!r}")
+            files = tuple(str(part) for part in d["files"]) if d["files"] is not None else None
+            link = cls(str(d["host"]), int(d["port"]), str(d["token"]), d["mode"], files,
+                       float(d["sample_hz"]), int(d["window"]), float(d["hang_report"]))
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise ValueError(f"{CHILD_ENV} is not understood: {exc}") from None
+        link.config()  # validates
+        return link
+
+    def config(self) -> Config:
+        """The child's own settings: the parent's, quiet, never holding the exit."""
+        try:
+            files = _files.from_spec(self.files) if self.files is not None else _files.user
+            return Config(files=files, host=self.host, port=self.port, mode=self.mode,
+                          token=self.token, sample_hz=self.sample_hz, window=self.window,
+                          hang_report=self.hang_report, quiet=True, daemon=True)
+        except ConfigError as exc:
+            raise ValueError(f"{CHILD_ENV} is not understood: {exc}") from None

@@ -18,6 +18,10 @@ from collections.abc import Callable
 from functools import lru_cache
 
 FileFilter = Callable[[str], bool]
+# A filter as plain data, so that child processes can rebuild it:
+# ("user",), ("all",), ("contains", part, ...), ("regex", pattern).
+FileSpec = tuple[str, ...]
+_SPEC = "_stethoscope_spec"
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 # The demo workload ships inside the package but is meant to be watched.
@@ -79,6 +83,7 @@ def path_contains(*parts: str) -> FileFilter:
         return any(part in path for part in parts)
 
     accept.__qualname__ = f"path_contains{parts!r}"
+    setattr(accept, _SPEC, ("contains", *parts))
     return accept
 
 
@@ -90,9 +95,50 @@ def contains_regex(pattern: str | re.Pattern[str]) -> FileFilter:
         return compiled.search(path) is not None
 
     accept.__qualname__ = f"contains_regex({compiled.pattern!r})"
+    setattr(accept, _SPEC, ("regex", compiled.pattern))
     return accept
 
 
 # heartrate spells "every file" files.all. This shadows the builtin in this module,
 # which is why the code above says builtins.all.
 all: FileFilter = _everything
+
+
+def spec_of(accept: FileFilter) -> FileSpec | None:
+    """The filter as plain data, or None for a filter of the user's own."""
+    if accept is user:
+        return ("user",)
+    if accept is _everything:
+        return ("all",)
+    spec = getattr(accept, _SPEC, None)
+    return spec if isinstance(spec, tuple) else None
+
+
+def from_spec(spec: FileSpec) -> FileFilter:
+    """The filter ``spec_of`` described; ValueError for anything else."""
+    kind, *args = spec if spec else ("",)
+    if kind == "user" and not args:
+        return user
+    if kind == "all" and not args:
+        return _everything
+    if kind == "contains" and args:
+        return path_contains(*args)
+    if kind == "regex" and len(args) == 1:
+        try:
+            return contains_regex(args[0])
+        except re.error as exc:
+            raise ValueError(f"bad regular expression {args[0]!r}: {exc}") from None
+    raise ValueError(f"{spec!r} does not describe a files filter")
+
+
+def parse(text: str) -> FileFilter:
+    """The command line's form: user, all, contains:PART[,PART...], regex:PATTERN."""
+    kind, sep, value = text.partition(":")
+    if kind in ("user", "all") and not sep:
+        return from_spec((kind,))
+    if sep and value and kind == "contains":
+        return from_spec(("contains", *value.split(",")))
+    if sep and value and kind == "regex":
+        return from_spec(("regex", value))
+    raise ValueError(f"{text!r} is not a files filter: use user, all, contains:PART[,PART...] "
+                     f"or regex:PATTERN")

@@ -17,24 +17,28 @@ import threading
 import time
 import webbrowser
 from collections.abc import Callable
+from dataclasses import replace
 from types import FrameType
 from typing import Any
 
 from . import _compat
 from .collectors import Collector, CollectorUnavailable
+from .collectors.children import process_status
 from .collectors.counting import ThreadCounters
 from .collectors.exitwatch import MainFinishedHook
 from .collectors.filters import Resolver
 from .collectors.sampler import Sampler
 from .collectors.threads import ThreadRegistry
-from .config import DEFAULT_PORT, Config
-from .model import Snapshot, Store
+from .config import CHILD_ENV, DEFAULT_PORT, ChildLink, Config
+from .model import ChildReport, ProcessInfo, ProcessTable, ReportError, Snapshot, Store, combine
 from .model.snapshot import HeatKind, State
 from .render.source import read_source, render_source
 from .render.threads import dump_report, hang_report
 from .server import Server
 
 SNAPSHOT_MAX_AGE = 0.1  # seconds a built snapshot is reused for other clients
+VANISH_GRACE = 1.0  # seconds a gone child's final report may still be on its way
+CPU_EVERY = 1.0  # seconds between process CPU readings
 
 
 def write_stderr(text: str) -> None:
@@ -62,7 +66,7 @@ class Monitor:
         self._stopped = threading.Event()
         self._end_requested = threading.Event()  # stop(), Ctrl+C or SIGTERM while serving on
         self._snapshot_lock = threading.Lock()
-        self._cached: tuple[float, tuple[State, bool], bytes] | None = None
+        self._cached: dict[object, tuple[float, tuple[object, ...], bytes]] = {}
         self._sources: dict[str, bytes] = {}
         self.resolver = Resolver(config.files, self.store, on_error=self._note)
         self._counters = ThreadCounters(self.store, self.resolver)
@@ -72,28 +76,36 @@ class Monitor:
         self._main_finished_at: float | None = None
         self._hang_reported = False
         self._previous_dump_handler: Any = None
+        self._process = ProcessInfo(os.getpid(), os.getppid(), _argv(), "", "main",
+                                    self._started, "running")
+        self._cpu_reading = (time.monotonic(), time.process_time())
+        self.children = ProcessTable(os.getpid()) if config.processes else None
+        self._gone_since: dict[int, float] = {}
+        self._env_set: str | None = None
+        self.server: Server | None = None
+        self.url = self._open_outlet()
+
+    def _open_outlet(self) -> str:
+        """Bind the server (so a bad port fails before anything is changed); the URL."""
+        config = self.config
         port = DEFAULT_PORT if config.port is None else config.port
         self.server = Server(self, host=config.host, port=port, token=config.token,
                              fallback_port=config.port is None, loopback=config.loopback)
         host = f"[{config.host}]" if ":" in config.host else config.host
-        self.url = f"http://{host}:{self.server.port}/?token={config.token}"
+        return f"http://{host}:{self.server.port}/?token={config.token}"
 
     # -- lifecycle -------------------------------------------------------------
 
     def start(self) -> Monitor:
         config = self.config
-        if config.mode == "trace":
-            self._start_tracer()
-        registry = ThreadRegistry(self.resolver, on_fault=self._note)
-        sampler = Sampler(self.store, self.resolver, config.sample_hz, on_fault=self._note,
-                          registry=registry, periodic=self._periodic)
-        hook = MainFinishedHook(self._main_finished, on_fault=self._note)
-        for collector in (registry, sampler, hook):
-            collector.start()
-            self._collectors.append(collector)
+        self._start_collectors()
         if config.dump_signal is not None:
             self._install_dump_signal(config.dump_signal)
+        assert self.server is not None
         self.server.start()
+        if self.children is not None:
+            self._env_set = ChildLink.of(config, self.server.port).to_env()
+            os.environ[CHILD_ENV] = self._env_set
         atexit.register(self._at_exit)
         if not config.quiet:
             _say(f"serving {self.url}")
@@ -104,13 +116,25 @@ class Monitor:
                              name="stethoscope-browser", daemon=True).start()
         return self
 
+    def _start_collectors(self) -> None:
+        if self.config.mode == "trace":
+            self._start_tracer()
+        registry = ThreadRegistry(self.resolver, on_fault=self._note)
+        sampler = Sampler(self.store, self.resolver, self.config.sample_hz, on_fault=self._note,
+                          registry=registry, periodic=self._periodic)
+        hook = MainFinishedHook(self._main_finished, on_fault=self._note)
+        for collector in (registry, sampler, hook):
+            collector.start()
+            self._collectors.append(collector)
+
     def _start_tracer(self) -> None:
         if _compat.HAS_MONITORING:
             from .collectors.monitoring import MonitoringTracer as Tracer
         else:
             from .collectors.settrace import NOTE_RUNNING_THREADS
             from .collectors.settrace import SettraceTracer as Tracer  # type: ignore[assignment]
-            self.store.note(NOTE_RUNNING_THREADS)
+            if threading.active_count() > 1:  # e.g. not in a fresh child
+                self.store.note(NOTE_RUNNING_THREADS)
         tracer = Tracer(self.resolver, self._counters, on_fault=self._tracer_fault)
         try:
             tracer.start()
@@ -131,28 +155,41 @@ class Monitor:
         try:
             atexit.unregister(self._at_exit)
             self._uninstall_dump_signal()
-            for collector in reversed(self._collectors):
-                try:
-                    collector.stop()
-                except Exception as exc:
-                    self._note(f"{collector.name} did not stop cleanly: {exc}")
-            self._fold()
+            if self._env_set is not None and os.environ.get(CHILD_ENV) == self._env_set:
+                del os.environ[CHILD_ENV]
+            self._stop_collectors()
             self._state = "stopped"
-            self.server.stop()
+            self._close_outlet()
         finally:
             if self._on_stop is not None:
                 self._on_stop(self)
+
+    def _stop_collectors(self) -> None:
+        for collector in reversed(self._collectors):
+            try:
+                collector.stop()
+            except Exception as exc:
+                self._note(f"{collector.name} did not stop cleanly: {exc}")
+        self._fold()
+
+    def _close_outlet(self) -> None:
+        if self.server is not None:
+            self.server.stop()
 
     def forget_after_fork(self) -> None:
         """In a forked child: drop hooks and sockets without touching the parent's."""
         self._stopped.set()
         atexit.unregister(self._at_exit)
         for collector in self._collectors:
-            if collector is not self._tracer and collector.name != "exitwatch":
-                continue  # the sampler thread does not exist in the child
+            # Everything that patched the interpreter; the sampler thread does not
+            # exist in the child. No lock of ours is taken: another thread may have
+            # held it at fork time.
+            if collector.name in ("sampler",):
+                continue
             with contextlib.suppress(Exception):
                 collector.stop()
-        self.server.forget()
+        if self.server is not None:
+            self.server.forget()
 
     @property
     def running(self) -> bool:
@@ -194,8 +231,12 @@ class Monitor:
         self.stop()
 
     def _periodic(self) -> None:
-        """A few times a second, in the sampler thread: fold counts, watch the exit."""
+        """A few times a second, in the sampler thread: fold counts, watch the
+        children and the exit."""
         self._fold()
+        self._read_cpu()
+        if self.children is not None:
+            self._watch_children()
         finished = self._main_finished_at
         delay = self.config.hang_report
         if finished is None or self._hang_reported or not delay or not self.config.daemon:
@@ -207,6 +248,43 @@ class Monitor:
         report = hang_report(self.snapshot())
         if report is not None:
             write_stderr(report)
+
+    def _read_cpu(self) -> None:
+        """The process's CPU time, and its CPU % over about the last second."""
+        then, cpu_then = self._cpu_reading
+        now, cpu_now = time.monotonic(), time.process_time()
+        cpu = self._process.cpu
+        if now - then >= CPU_EVERY:
+            self._cpu_reading = (now, cpu_now)
+            cpu = round(100 * (cpu_now - cpu_then) / (now - then), 1)
+        self._process = replace(self._process, cpu_seconds=round(cpu_now, 3), cpu=cpu)
+
+    def _watch_children(self) -> None:
+        """A child that is gone without its final report was killed (or lost)."""
+        assert self.children is not None
+        now = time.monotonic()
+        watched = self.children.watch_list()
+        for pid in list(self._gone_since):
+            if pid not in watched:
+                del self._gone_since[pid]
+        for pid in watched:
+            alive, status = process_status(pid)
+            if alive:
+                continue
+            since = self._gone_since.setdefault(pid, now)
+            if now - since >= VANISH_GRACE:
+                self.children.vanished(pid, status)
+                del self._gone_since[pid]
+
+    def accept_report(self, body: bytes) -> str | None:
+        """A child's report, from the server; an error message if it is refused."""
+        if self.children is None:
+            return "this monitor does not follow child processes (processes=False)"
+        try:
+            self.children.accept(ChildReport.from_json(body), time.time())
+        except ReportError as exc:
+            return str(exc)
+        return None
 
     def dump(self) -> str:
         """The report on every thread: creation site, state, stack."""
@@ -249,42 +327,75 @@ class Monitor:
         if self._tracer is not None:
             self._counters.fold()
 
-    def snapshot(self) -> Snapshot:
+    def process_info(self) -> ProcessInfo:
+        return self._process
+
+    def snapshot(self, view: str | int | None = None) -> Snapshot:
+        """This process's picture (``view`` None or its pid), a child's (its pid), or
+        all processes combined ("all"). Every view lists all the processes."""
         heat: HeatKind = "hits" if self.mode == "trace" else "time"
-        return self.store.snapshot(
+        own = self.store.snapshot(
             state=self._state, mode=self.mode, heat=heat, started=self._started,
             sample_hz=self.config.sample_hz, argv=sys.argv, python=_compat.PY_VERSION,
         )
+        processes = [self.process_info()]
+        if self.children is None:
+            return replace(own, processes=tuple(processes))
+        processes += self.children.infos()
+        if view == "all":
+            return combine(own, self.children, processes)
+        if view is not None and view != own.pid:
+            child = self.children.snapshot_of(int(view))
+            if child is None:
+                raise LookupError(view)
+            return replace(child, processes=tuple(processes))
+        return replace(own, processes=tuple(processes))
 
-    def snapshot_json(self) -> bytes:
+    def snapshot_json(self, view: str | int | None = "all") -> bytes:
+        """The snapshot as JSON, shared by clients for SNAPSHOT_MAX_AGE; LookupError
+        for a pid that is not a process of this program."""
         with self._snapshot_lock:
             now = time.monotonic()
             # Keyed by what changes at exit too: a build that began before stop()
             # or before the hang report must not be served after it.
-            key = (self._state, self._hang_reported)
-            cached = self._cached
+            key = (self._state, self._hang_reported, view)
+            cached = self._cached.get(view)
             if cached is not None and cached[1] == key and now - cached[0] < SNAPSHOT_MAX_AGE:
                 return cached[2]
-            data = self.snapshot().to_json()
-            self._cached = (now, key, data)
+            data = self.snapshot(view).to_json()
+            if len(self._cached) > 16:
+                self._cached.clear()
+            self._cached[view] = (now, key, data)
             return data
 
     def source_json(self, file_id: str) -> bytes | None:
+        """A monitored file's source, by id: one this process ran, or one a child
+        ran and sent (the server never reads a path that a request names)."""
         import json
 
-        path = self.store.path(file_id)
-        if path is None:
-            return None
         cached = self._sources.get(file_id)
-        if cached is None:
+        if cached is not None:
+            return cached
+        path = self.store.path(file_id)
+        if path is not None:
             try:
                 text = read_source(path)
             except (OSError, SyntaxError, UnicodeError):
                 text = "# stethoscope: the source of this file could not be read\n"
-            cached = json.dumps(render_source(file_id, path, os.path.basename(path), text),
-                                separators=(",", ":")).encode()
-            self._sources[file_id] = cached
+        else:
+            sent = self.children.source(file_id) if self.children is not None else None
+            if sent is None:
+                return None
+            path, text = sent
+        cached = json.dumps(render_source(file_id, path, os.path.basename(path), text),
+                            separators=(",", ":")).encode()
+        self._sources[file_id] = cached
         return cached
+
+
+def _argv() -> tuple[str, ...]:
+    """The command line as the OS shows it (sys.argv is the script's own view)."""
+    return tuple(getattr(sys, "orig_argv", sys.argv))
 
 
 def _install_sigterm(handler: Callable[[], None]) -> Any:

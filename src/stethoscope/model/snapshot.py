@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Literal
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 LINE_FIELDS: tuple[str, ...] = (
     "line",
@@ -63,9 +63,11 @@ class ThreadInfo:
     created_at: tuple[Frame, ...] = ()  # stack at start(), innermost first
     daemon_inherited: bool = False  # non-daemon only because its creator was
     hints: tuple[str, ...] = ()  # what would stop it holding the exit
+    pid: int | None = None  # the process it runs in; set in combined views
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "pid": self.pid,
             "ident": self.ident,
             "native_id": self.native_id,
             "name": self.name,
@@ -92,7 +94,7 @@ class ThreadInfo:
             tuple(Frame.from_dict(f) for f in d["stack"]), d["state"], d["kind"], d["cpu"],
             d["started"], d["ended"], d["created_by"], d["created_by_ident"],
             tuple(Frame.from_dict(f) for f in d["created_at"]), d["daemon_inherited"],
-            tuple(d["hints"]),
+            tuple(d["hints"]), d.get("pid"),
         )
 
 
@@ -144,14 +146,61 @@ class FileHeat:
         return cls(d["id"], d["path"], d["name"], rows)
 
 
+def order_files(files: list[FileHeat], heat: HeatKind) -> list[FileHeat]:
+    """Most active first: the chosen heat (recent, then total), then the other kind."""
+    primary = ("hits_recent", "hits_total") if heat == "hits" else ("self_recent", "self_total")
+    return sorted(
+        files,
+        key=lambda f: (f.sum(primary[0]), f.sum(primary[1]), f.sum("incl_recent"),
+                       f.sum("incl_total"), f.path),
+        reverse=True,
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class NowLine:
     file: str
     line: int
     thread: int
+    pid: int | None = None  # set in combined views
 
     def to_dict(self) -> dict[str, Any]:
-        return {"file": self.file, "line": self.line, "thread": self.thread}
+        return {"file": self.file, "line": self.line, "thread": self.thread, "pid": self.pid}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> NowLine:
+        return cls(d["file"], d["line"], d["thread"], d.get("pid"))
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessInfo:
+    """One process of the monitored program: the main one or a child."""
+
+    pid: int
+    ppid: int
+    argv: tuple[str, ...]  # the command line as the OS shows it
+    name: str  # multiprocessing's process name (e.g. "ForkPoolWorker-3"), else ""
+    method: str  # main, fork, spawn, forkserver, subprocess, os.fork
+    started: float  # wall-clock time
+    state: str  # running, exited, killed
+    exit_code: int | None = None  # -N: ended by signal N
+    exit_how: str = ""  # return, exit, os._exit, SIGTERM, vanished
+    cpu: float | None = None  # percent of one core over the last second or so
+    cpu_seconds: float = 0.0
+    last_report: float | None = None  # wall-clock time of the last data from it
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"pid": self.pid, "ppid": self.ppid, "argv": list(self.argv), "name": self.name,
+                "method": self.method, "started": self.started, "state": self.state,
+                "exit_code": self.exit_code, "exit_how": self.exit_how, "cpu": self.cpu,
+                "cpu_seconds": self.cpu_seconds, "last_report": self.last_report}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ProcessInfo:
+        return cls(int(d["pid"]), int(d["ppid"]), tuple(str(a) for a in d["argv"]),
+                   str(d["name"]), str(d["method"]), float(d["started"]), str(d["state"]),
+                   d["exit_code"], str(d["exit_how"]), d["cpu"], float(d["cpu_seconds"]),
+                   d["last_report"])
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,6 +221,11 @@ class Snapshot:
     threads: tuple[ThreadInfo, ...]
     notes: tuple[str, ...]
     exit: ExitInfo | None = None
+    # Every process of the program, this one first; children only when followed.
+    processes: tuple[ProcessInfo, ...] = ()
+    # "process": this process's data; "combined": heat summed over all processes,
+    # threads of all of them (each with its pid).
+    view: str = "process"
     schema: int = SCHEMA_VERSION
 
     def thread(self, name: str) -> ThreadInfo | None:
@@ -208,6 +262,8 @@ class Snapshot:
             "threads": [t.to_dict() for t in self.threads],
             "notes": list(self.notes),
             "exit": self.exit.to_dict() if self.exit is not None else None,
+            "processes": [p.to_dict() for p in self.processes],
+            "view": self.view,
         }
 
     def to_json(self) -> bytes:
@@ -235,10 +291,12 @@ class Snapshot:
             sample_hz_requested=d["sample_hz"]["requested"],
             sample_hz_achieved=d["sample_hz"]["achieved"],
             files=tuple(FileHeat.from_dict(f) for f in d["files"]),
-            now=tuple(NowLine(n["file"], n["line"], n["thread"]) for n in d["now"]),
+            now=tuple(NowLine.from_dict(n) for n in d["now"]),
             threads=tuple(ThreadInfo.from_dict(t) for t in d["threads"]),
             notes=tuple(d["notes"]),
             exit=ExitInfo.from_dict(d["exit"]) if d.get("exit") else None,
+            processes=tuple(ProcessInfo.from_dict(p) for p in d["processes"]),
+            view=d["view"],
         )
 
     @classmethod

@@ -23,6 +23,7 @@ from .snapshot import (
     Snapshot,
     State,
     ThreadInfo,
+    order_files,
 )
 
 LineKey = tuple[str, int]  # (file id, line number)
@@ -162,13 +163,6 @@ class Store:
             FileHeat(fid, paths[fid], os.path.basename(paths[fid]), tuple(sorted(rows)))
             for fid, rows in by_file.items()
         ]
-        # The chosen heat first (recent, then total), then the other kind as a tie-break.
-        primary = ("hits_recent", "hits_total") if heat == "hits" else ("self_recent", "self_total")
-        files.sort(
-            key=lambda f: (f.sum(primary[0]), f.sum(primary[1]), f.sum("incl_recent"),
-                           f.sum("incl_total"), f.path),
-            reverse=True,
-        )
         return Snapshot(
             pid=os.getpid(),
             argv=tuple(argv),
@@ -181,7 +175,7 @@ class Store:
             window=self.window,
             sample_hz_requested=sample_hz,
             sample_hz_achieved=achieved,
-            files=tuple(files),
+            files=tuple(order_files(files, heat)),
             now=now,
             threads=threads,
             notes=notes,

@@ -43,12 +43,21 @@ ASSETS = {
 }
 
 
+MAX_REPORT = 32 * 1024 * 1024  # bytes in one child report
+
+
 class Backend(Protocol):
     """What the server serves; the Monitor implements it."""
 
-    def snapshot_json(self) -> bytes: ...
+    def snapshot_json(self, view: str | int | None = "all") -> bytes:
+        """LookupError for a pid that is not one of the program's processes."""
+        ...
 
     def source_json(self, file_id: str) -> bytes | None: ...
+
+    def accept_report(self, body: bytes) -> str | None:
+        """Take a child process's report; an error message if it is refused."""
+        ...
 
 
 class PortInUseError(OSError):
@@ -251,41 +260,88 @@ class _Handler(BaseHTTPRequestHandler):
             return "missing or wrong token; open the URL stethoscope printed"
         return None
 
-    def do_GET(self) -> None:
+    def _guarded(self, handler: Callable[[str, dict[str, list[str]]], None]) -> None:
         try:
-            self._get()
+            try:
+                parts = urlsplit(self.path)
+            except ValueError:  # e.g. an absolute-form target with a broken IPv6 host
+                self._plain(HTTPStatus.BAD_REQUEST, "malformed request target")
+                return
+            query = parse_qs(parts.query, keep_blank_values=True)
+            refusal = self._refusal(query)
+            if refusal is not None:
+                self._plain(HTTPStatus.FORBIDDEN, refusal)
+                return
+            handler(parts.path, query)
         except (ConnectionError, TimeoutError, OSError):
             pass  # the client went away or stalled
         except Exception:
             with contextlib.suppress(OSError):
                 self._plain(HTTPStatus.INTERNAL_SERVER_ERROR, "internal error")
 
+    def do_GET(self) -> None:
+        self._guarded(self._get)
+
     do_HEAD = do_GET
 
+    def do_POST(self) -> None:
+        self._guarded(self._post)
+
     def _not_allowed(self) -> None:
-        self._plain(HTTPStatus.METHOD_NOT_ALLOWED, "only GET and HEAD are served")
+        self._plain(HTTPStatus.METHOD_NOT_ALLOWED,
+                    "only GET and HEAD are served (and POST to /api/report)")
 
-    do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_TRACE = do_CONNECT = _not_allowed
+    do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_TRACE = do_CONNECT = _not_allowed
 
-    def _get(self) -> None:
-        try:
-            parts = urlsplit(self.path)
-        except ValueError:  # e.g. an absolute-form target with a broken IPv6 host
-            self._plain(HTTPStatus.BAD_REQUEST, "malformed request target")
+    def _post(self, route: str, query: dict[str, list[str]]) -> None:
+        if route != "/api/report":
+            self._not_allowed()
             return
-        query = parse_qs(parts.query, keep_blank_values=True)
-        refusal = self._refusal(query)
-        if refusal is not None:
-            self._plain(HTTPStatus.FORBIDDEN, refusal)
+        length = self.headers.get("Content-Length", "")
+        if not length.isdigit():
+            self._plain(HTTPStatus.LENGTH_REQUIRED, "a report needs a Content-Length")
             return
+        if int(length) > MAX_REPORT:
+            self._plain(HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+                        f"a report may be at most {MAX_REPORT} bytes")
+            return
+        body = self.rfile.read(int(length))
+        error = self.server.owner.backend.accept_report(body)
+        if error is not None:
+            self._plain(HTTPStatus.BAD_REQUEST, error)
+            return
+        self.send_response(HTTPStatus.NO_CONTENT)
+        self.end_headers()
+
+    def _view(self, query: dict[str, list[str]]) -> str | int | None:
+        """The ``pid`` query parameter: "all" (the default), or one process's pid."""
+        value = query.get("pid", ["all"])[0]
+        if value == "all":
+            return "all"
+        if value.isdigit() and len(value) < 10:
+            return int(value)
+        raise ValueError(value)
+
+    def _get(self, route: str, query: dict[str, list[str]]) -> None:
         owner = self.server.owner
-        route = parts.path
         if route in owner.assets:
             body, ctype = owner.assets[route]
             token, from_query = self._token_from_request(query)
             self._send(body, ctype, cookie=token if route == "/" and from_query else None)
-        elif route == "/api/snapshot":
-            self._send(owner.backend.snapshot_json(), "application/json")
+        elif route in ("/api/snapshot", "/api/events"):
+            try:
+                view = self._view(query)
+                data = owner.backend.snapshot_json(view)
+            except ValueError:
+                self._plain(HTTPStatus.BAD_REQUEST, "pid must be all or a process id")
+                return
+            except LookupError:
+                self._plain(HTTPStatus.NOT_FOUND, "no process of this program has that pid")
+                return
+            if route == "/api/events":
+                self._stream(owner, view, data)
+            else:
+                self._send(data, "application/json")
         elif route.startswith("/api/source/"):
             file_id = route[len("/api/source/"):]
             source = owner.backend.source_json(file_id) if file_id.isalnum() else None
@@ -293,12 +349,10 @@ class _Handler(BaseHTTPRequestHandler):
                 self._plain(HTTPStatus.NOT_FOUND, "no monitored file has that id")
             else:
                 self._send(source, "application/json")
-        elif route == "/api/events":
-            self._stream(owner)
         else:
             self._plain(HTTPStatus.NOT_FOUND, "not found")
 
-    def _stream(self, owner: Server) -> None:
+    def _stream(self, owner: Server, view: str | int | None, data: bytes) -> None:
         self.send_response(HTTPStatus.OK)
         self.send_header("Content-Type", "text/event-stream")
         self.end_headers()
@@ -307,10 +361,16 @@ class _Handler(BaseHTTPRequestHandler):
         self.connection.settimeout(WRITE_TIMEOUT)
         write: Callable[[bytes], Any] = self.wfile.write
         write(b"retry: 2000\n\n")
+        write(b"event: snapshot\ndata: " + data + b"\n\n")
+        if threading.current_thread() is owner.accept_thread:
+            return  # inline: the client reconnects after `retry` for the next one
         while True:
             ending = owner.closing.wait(STREAM_INTERVAL)
-            data = owner.backend.snapshot_json()
+            try:
+                data = owner.backend.snapshot_json(view)
+            except LookupError:  # the process dropped out of the list
+                data = owner.backend.snapshot_json("all")
             event = b"end" if ending else b"snapshot"
             write(b"event: " + event + b"\ndata: " + data + b"\n\n")
-            if ending or threading.current_thread() is owner.accept_thread:
-                return  # inline: the client reconnects after `retry` for the next one
+            if ending:
+                return

@@ -1,0 +1,112 @@
+"""The monitor of a followed child process.
+
+It collects like any monitor, with the settings of the program's monitor, but
+serves nothing: it reports to that monitor instead (see reporter.py). Its last
+report leaves on every way out of the process (see collectors/children.py), and
+it says how the process ended. A child started by ``fork()`` gets a fresh one
+(api.py's after-fork hook); one started by exec gets one at start-up from the
+environment (stethoscope-children.pth).
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+from collections.abc import Callable
+from dataclasses import replace
+
+from .collectors.children import ExitHooks
+from .config import ChildLink
+from .model import ChildReport, ProcessInfo
+from .model.processes import MAX_SOURCE_CHARS
+from .monitor import Monitor
+from .render.source import read_source
+from .reporter import Reporter
+
+
+class ChildMonitor(Monitor):
+    def __init__(self, link: ChildLink, method: str, name: str = "", *,
+                 on_stop: Callable[[Monitor], None] | None = None) -> None:
+        self.link = link
+        self._instance = secrets.token_hex(8)
+        self._seq = 0
+        self._seq_lock = threading.Lock()
+        self._sent_sources: set[str] = set()
+        self._exit: tuple[str, int | None] | None = None
+        super().__init__(link.config(), on_stop=on_stop)
+        self.children = None  # its own children report to the program's monitor directly
+        self._process = replace(self._process, method=method, name=name)
+
+    def _open_outlet(self) -> str:
+        link = self.link
+        self.reporter = Reporter(link.host, link.port, link.token, self._make_report,
+                                 on_lost=self._lost)
+        host = f"[{link.host}]" if ":" in link.host else link.host
+        return f"http://{host}:{link.port}/?token={link.token}"
+
+    def start(self) -> ChildMonitor:
+        import atexit
+
+        self._start_collectors()
+        hooks = ExitHooks(self._finish, self._entered_bootstrap, on_fault=self._note)
+        hooks.start()
+        self._collectors.append(hooks)
+        self.reporter.start()
+        atexit.register(self._at_exit)
+        return self
+
+    def _close_outlet(self) -> None:
+        self.reporter.final()
+
+    def forget_after_fork(self) -> None:
+        self.reporter.forget_after_fork()
+        super().forget_after_fork()
+
+    # -- exit paths ------------------------------------------------------------
+
+    def _at_exit(self) -> None:
+        self._finish("exit", None)
+
+    def _finish(self, how: str, code: int | None) -> None:
+        if self._exit is None:
+            self._exit = (how, code)
+        self.stop()
+
+    def _entered_bootstrap(self, name: str) -> None:
+        """A multiprocessing child is about to run its target: now it has a name."""
+        self._process = replace(self._process, name=name)
+
+    def _lost(self, why: str) -> None:
+        self._note(f"{why}; this process is no longer monitored")
+        self.stop()
+
+    # -- reports -----------------------------------------------------------------
+
+    def process_info(self) -> ProcessInfo:
+        info = self._process
+        if self._exit is None:
+            return info
+        how, code = self._exit
+        return replace(info, state="exited", exit_how=how, exit_code=code, cpu=None)
+
+    def _make_report(self, final: bool) -> tuple[bytes, Callable[[], None]]:
+        with self._seq_lock:
+            self._seq += 1
+            seq = self._seq
+        self._read_cpu()
+        snapshot = self.snapshot()
+        sources = []
+        for f in snapshot.files:
+            if f.id in self._sent_sources:
+                continue
+            try:
+                text = read_source(f.path)
+            except (OSError, SyntaxError, UnicodeError, ValueError):
+                continue
+            if len(text) <= MAX_SOURCE_CHARS:
+                sources.append((f.id, f.path, text))
+        report = ChildReport(self._instance, seq, final, self.process_info(), snapshot,
+                             tuple(sources))
+        sent = [fid for fid, _, _ in sources]
+        return report.to_json(), lambda: self._sent_sources.update(sent)
+

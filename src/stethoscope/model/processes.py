@@ -1,0 +1,252 @@
+"""Child processes: the report a child sends its parent, and the parent's table of them.
+
+A followed child monitors itself and sends its parent a ``ChildReport`` a couple
+of times a second and once more, marked final, as it exits. Reports are JSON in a
+versioned format (never pickle: the parent must not run what a report says). The
+parent keeps the latest report per process in a ``ProcessTable``; ``combine()``
+sums the heat of every process into one picture.
+
+Memory stays bounded however many children come and go: only the newest
+``MAX_ENDED`` ended children are listed; older ones are retired into running
+totals, so the combined totals never lose their counts.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from .snapshot import (
+    LINE_FIELDS,
+    FileHeat,
+    LineRow,
+    NowLine,
+    ProcessInfo,
+    Snapshot,
+    ThreadInfo,
+    order_files,
+)
+
+REPORT_VERSION = 1
+MAX_ENDED = 100  # ended children listed; older ones only count in the totals
+MAX_SOURCES = 5000  # child-only source files kept for the page
+MAX_SOURCE_CHARS = 2_000_000  # a bigger file is not sent
+MAX_NOTES = 20
+
+# Indexes into a LineRow of the "total" fields (hits, self, incl).
+_TOTALS = tuple(i for i, name in enumerate(LINE_FIELDS) if name.endswith("_total"))
+_RECENT = tuple(i for i, name in enumerate(LINE_FIELDS) if name.endswith("_recent"))
+
+
+class ReportError(ValueError):
+    """A child report that cannot be read; the message says what is wrong."""
+
+
+@dataclass(frozen=True, slots=True)
+class ChildReport:
+    instance: str  # random per child monitor: an exec'd process keeps its pid
+    seq: int  # increases with each report from one instance
+    final: bool  # sent on the way out; nothing follows it
+    process: ProcessInfo
+    snapshot: Snapshot
+    sources: tuple[tuple[str, str, str], ...] = ()  # (file id, path, text) not sent before
+
+    def to_json(self) -> bytes:
+        return json.dumps({
+            "report": REPORT_VERSION,
+            "instance": self.instance,
+            "seq": self.seq,
+            "final": self.final,
+            "process": self.process.to_dict(),
+            "snapshot": self.snapshot.to_dict(),
+            "sources": [list(s) for s in self.sources],
+        }, separators=(",", ":")).encode()
+
+    @classmethod
+    def from_json(cls, data: bytes) -> ChildReport:
+        try:
+            d = json.loads(data)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise ReportError(f"report is not JSON: {exc}") from None
+        if not isinstance(d, dict) or d.get("report") != REPORT_VERSION:
+            version = d.get("report") if isinstance(d, dict) else None
+            raise ReportError(f"report version {version!r} is not supported "
+                              f"(this stethoscope reads version {REPORT_VERSION})")
+        try:
+            sources = tuple((str(fid), str(path), str(text)) for fid, path, text in d["sources"])
+            report = cls(str(d["instance"]), int(d["seq"]), bool(d["final"]),
+                         ProcessInfo.from_dict(d["process"]), Snapshot.from_dict(d["snapshot"]),
+                         sources)
+        except ValueError as exc:
+            raise ReportError(f"report is malformed: {exc}") from None
+        except (KeyError, TypeError, IndexError, AttributeError) as exc:
+            raise ReportError(f"report is malformed: {type(exc).__name__}: {exc}") from None
+        if report.process.pid != report.snapshot.pid:
+            raise ReportError("report is malformed: process and snapshot pids differ")
+        return report
+
+
+@dataclass(slots=True)
+class _Child:
+    instance: str
+    seq: int
+    final: bool
+    info: ProcessInfo
+    snapshot: Snapshot
+
+
+class ProcessTable:
+    """The parent's view of its children: latest report per process, thread-safe."""
+
+    def __init__(self, own_pid: int, *, max_ended: int = MAX_ENDED) -> None:
+        self._lock = threading.Lock()
+        self._own_pid = own_pid
+        self._max_ended = max_ended
+        self._children: dict[int, _Child] = {}
+        self._sources: dict[str, tuple[str, str]] = {}  # file id -> (path, text)
+        self._retired: dict[tuple[str, int], list[int]] = {}  # totals of dropped children
+        self._retired_paths: dict[str, str] = {}
+        self.retired_count = 0
+
+    def accept(self, report: ChildReport, now: float) -> bool:
+        """Take a report; False when it is stale (an older or duplicate report)."""
+        pid = report.process.pid
+        if pid == self._own_pid:
+            raise ReportError("a report from the monitored process itself")
+        with self._lock:
+            known = self._children.get(pid)
+            if known is not None and known.instance == report.instance and (
+                    known.final or report.seq <= known.seq):
+                return False
+            info = replace(report.process, last_report=now)
+            self._children[pid] = _Child(report.instance, report.seq, report.final, info,
+                                         report.snapshot)
+            for fid, path, text in report.sources:
+                if len(self._sources) < MAX_SOURCES and len(text) <= MAX_SOURCE_CHARS:
+                    self._sources.setdefault(fid, (path, text))
+            self._retire_oldest()
+        return True
+
+    def watch_list(self) -> list[int]:
+        """Pids of children that have not said goodbye: check they still exist."""
+        with self._lock:
+            return [pid for pid, c in self._children.items() if c.info.state == "running"]
+
+    def vanished(self, pid: int, exit_code: int | None) -> None:
+        """The process is gone without a final report: killed (or lost)."""
+        with self._lock:
+            child = self._children.get(pid)
+            if child is None or child.info.state != "running":
+                return
+            child.info = replace(child.info, state="killed", exit_code=exit_code,
+                                 exit_how="vanished", cpu=None)
+            self._retire_oldest()
+
+    def _retire_oldest(self) -> None:
+        ended = [c for c in self._children.values() if c.info.state != "running"]
+        if len(ended) <= self._max_ended:
+            return
+        ended.sort(key=lambda c: c.info.last_report or c.info.started)
+        for child in ended[: len(ended) - self._max_ended]:
+            del self._children[child.info.pid]
+            self.retired_count += 1
+            for f in child.snapshot.files:
+                self._retired_paths.setdefault(f.id, f.path)
+                for row in f.lines:
+                    totals = self._retired.setdefault((f.id, row[0]), [0] * len(_TOTALS))
+                    for k, index in enumerate(_TOTALS):
+                        totals[k] += row[index]
+
+    def infos(self) -> list[ProcessInfo]:
+        with self._lock:
+            return sorted((c.info for c in self._children.values()), key=lambda i: i.started)
+
+    def snapshot_of(self, pid: int) -> Snapshot | None:
+        with self._lock:
+            child = self._children.get(pid)
+            return child.snapshot if child is not None else None
+
+    def snapshots(self) -> list[Snapshot]:
+        with self._lock:
+            return [c.snapshot for c in self._children.values()]
+
+    def retired(self) -> tuple[dict[tuple[str, int], list[int]], dict[str, str]]:
+        with self._lock:
+            return ({k: list(v) for k, v in self._retired.items()}, dict(self._retired_paths))
+
+    def source(self, file_id: str) -> tuple[str, str] | None:
+        with self._lock:
+            return self._sources.get(file_id)
+
+
+def combine(own: Snapshot, table: ProcessTable, processes: Sequence[ProcessInfo]) -> Snapshot:
+    """One picture of every process: heat summed by (file, line), all threads with
+    their pid. A child's recent heat counts only while its report is recent."""
+    rows: dict[str, dict[int, list[int]]] = {}
+    paths: dict[str, str] = {}
+    snapshots = [own, *table.snapshots()]
+    for snap in snapshots:
+        stale = own.time - snap.time > snap.window
+        for f in snap.files:
+            paths.setdefault(f.id, f.path)
+            lines = rows.setdefault(f.id, {})
+            for row in f.lines:
+                acc = lines.setdefault(row[0], [0] * len(LINE_FIELDS))
+                for i in range(1, len(LINE_FIELDS)):
+                    if not (stale and i in _RECENT):
+                        acc[i] += row[i]
+    retired, retired_paths = table.retired()
+    for (fid, line), totals in retired.items():
+        paths.setdefault(fid, retired_paths[fid])
+        acc = rows.setdefault(fid, {}).setdefault(line, [0] * len(LINE_FIELDS))
+        for k, index in enumerate(_TOTALS):
+            acc[index] += totals[k]
+    files = [
+        FileHeat(fid, paths[fid], _basename(paths[fid]),
+                 tuple(_row(line, acc) for line, acc in sorted(lines.items())))
+        for fid, lines in rows.items()
+    ]
+    return replace(
+        own,
+        files=tuple(order_files(files, own.heat)),
+        threads=tuple(_with_pid(snapshots, lambda s: s.threads)),
+        now=tuple(_with_pid(snapshots, lambda s: s.now)),
+        notes=_notes(own, snapshots[1:]),
+        processes=tuple(processes),
+        view="combined",
+    )
+
+
+def _row(line: int, acc: list[int]) -> LineRow:
+    return (line, acc[1], acc[2], acc[3], acc[4], acc[5], acc[6])
+
+
+def _basename(path: str) -> str:
+    return path.replace("\\", "/").rsplit("/", 1)[-1]
+
+
+def _with_pid(snapshots: Iterable[Snapshot], items: Any) -> list[Any]:
+    out: list[ThreadInfo | NowLine] = []
+    for snap in snapshots:
+        out.extend(replace(item, pid=snap.pid) for item in items(snap))
+    return out
+
+
+def _notes(own: Snapshot, children: Iterable[Snapshot]) -> tuple[str, ...]:
+    """The program's notes, then each other note once, naming its processes."""
+    by_text: dict[str, list[int]] = {}
+    for snap in children:
+        for note in snap.notes:
+            if note not in own.notes:
+                by_text.setdefault(note, []).append(snap.pid)
+    notes = list(own.notes)
+    for text, pids in by_text.items():
+        if len(notes) >= MAX_NOTES:
+            break
+        named = ", ".join(map(str, pids[:5])) + (f" and {len(pids) - 5} more"
+                                                  if len(pids) > 5 else "")
+        notes.append(f"{text} (process{'es' if len(pids) > 1 else ''} {named})")
+    return tuple(notes)

@@ -1,0 +1,123 @@
+"""Sends a followed child's reports to the monitor of the program it belongs to.
+
+A daemon thread posts a report every ``REPORT_EVERY`` seconds; ``final()`` posts
+the last one from whichever thread is exiting, within ``FINAL_TIMEOUT`` in all
+(connect, send and answer), and gives up after that: a child never waits longer
+to exit. When the parent's monitor is gone (refused connections, or a refusal of
+the token), the reporter stops trying, so an orphaned child costs nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+import time
+from collections.abc import Callable
+
+REPORT_EVERY = 0.5  # seconds between reports
+SEND_TIMEOUT = 2.0  # for the periodic reports
+FINAL_TIMEOUT = 0.2  # for the last one, all steps together
+GIVE_UP_AFTER = 6  # consecutive failed reports before the parent counts as gone
+
+# make(final) -> (report bytes, call this once it was delivered)
+MakeReport = Callable[[bool], "tuple[bytes, Callable[[], None]]"]
+
+
+class SendError(OSError):
+    """A report was not delivered; the message says why."""
+
+
+def post(host: str, port: int, path: str, body: bytes, timeout: float) -> int:
+    """POST ``body`` as JSON and return the status code; everything within ``timeout``."""
+    deadline = time.monotonic() + timeout
+
+    def remaining() -> float:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise SendError("timed out")
+        return left
+
+    name = f"[{host}]" if ":" in host else host
+    head = (f"POST {path} HTTP/1.0\r\nHost: {name}:{port}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n").encode()
+    with socket.create_connection((host, port), timeout=remaining()) as sock:
+        sock.settimeout(remaining())
+        sock.sendall(head + body)
+        answer = b""
+        while b"\r\n" not in answer and len(answer) < 4096:
+            sock.settimeout(remaining())
+            chunk = sock.recv(4096)
+            if not chunk:
+                break
+            answer += chunk
+    parts = answer.split(b" ", 2)
+    if len(parts) < 2 or not parts[1].isdigit():
+        raise SendError("no HTTP answer")
+    return int(parts[1])
+
+
+class Reporter:
+    name = "reporter"
+
+    def __init__(self, host: str, port: int, token: str, make: MakeReport,
+                 on_lost: Callable[[str], None]) -> None:
+        self._host = host
+        self._port = port
+        self._path = f"/api/report?token={token}"
+        self._make = make
+        self._on_lost = on_lost
+        self._stop = threading.Event()
+        self._lost = False
+        self._failures = 0
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="stethoscope-reporter",
+                                        daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(0.05)  # it may be mid-send to a stalled parent: never wait for that
+
+    def forget_after_fork(self) -> None:
+        self._stop.set()  # the thread does not exist in a forked child
+
+    def _run(self) -> None:
+        while not self._stop.wait(REPORT_EVERY) and not self._lost:
+            self._send(False, SEND_TIMEOUT)
+
+    def final(self) -> bool:
+        """The last report, bounded in time. True if it was delivered."""
+        self._stop.set()
+        return not self._lost and self._send(True, FINAL_TIMEOUT)
+
+    def _send(self, final: bool, timeout: float) -> bool:
+        try:
+            body, delivered = self._make(final)
+            status = post(self._host, self._port, self._path, body, timeout)
+        except (OSError, ValueError) as exc:
+            if isinstance(exc, ConnectionRefusedError):
+                self._failures = GIVE_UP_AFTER  # nobody listens there any more
+            return self._failed(f"the monitor at {self._host}:{self._port} is unreachable "
+                                f"({exc or type(exc).__name__})")
+        if status == 204:
+            self._failures = 0
+            delivered()
+            return True
+        if status == 403:
+            self._failures = GIVE_UP_AFTER
+        return self._failed(f"the monitor at {self._host}:{self._port} refused a report "
+                            f"(HTTP {status})")
+
+    def _failed(self, why: str) -> bool:
+        self._failures += 1
+        if self._failures >= GIVE_UP_AFTER and not self._lost:
+            self._lost = True
+            self._stop.set()
+            with contextlib.suppress(Exception):
+                self._on_lost(why)
+        return False
