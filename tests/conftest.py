@@ -25,14 +25,12 @@ def _tool_ids() -> list[str | None]:
     return [sys.monitoring.get_tool(i) for i in range(6)]
 
 
-def _own_threads() -> list[threading.Thread]:
-    return [t for t in threading.enumerate() if t.name.startswith("stethoscope")]
+def _patched_state() -> dict[str, object]:
+    """Everything a monitor may patch or set; all of it must be as before afterwards."""
+    import multiprocessing.process
+    import signal
 
-
-@pytest.fixture(autouse=True)
-def no_leaks() -> Iterator[None]:
-    """Fail any test that leaves a monitor, a tracer, a tool id, a hook or a thread behind."""
-    before = {
+    return {
         "sys.gettrace": sys.gettrace(),
         "threading.gettrace": threading.gettrace(),
         "tool ids": _tool_ids(),
@@ -40,7 +38,21 @@ def no_leaks() -> Iterator[None]:
         "Thread.__init__": threading.Thread.__init__,
         "Thread.start": threading.Thread.start,
         "Thread.join": threading.Thread.join,
+        "BaseProcess._bootstrap": multiprocessing.process.BaseProcess._bootstrap,  # type: ignore[attr-defined]
+        "os._exit": os._exit,
+        "SIGTERM handler": signal.getsignal(signal.SIGTERM),
+        "STETHOSCOPE_CHILD": os.environ.get("STETHOSCOPE_CHILD"),
     }
+
+
+def _own_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name.startswith("stethoscope")]
+
+
+@pytest.fixture(autouse=True)
+def no_leaks() -> Iterator[None]:
+    """Fail any test that leaves a monitor, a tracer, a tool id, a hook or a thread behind."""
+    before = _patched_state()
     yield
     problems = []
     if stethoscope.current() is not None:
@@ -51,15 +63,7 @@ def no_leaks() -> Iterator[None]:
         time.sleep(0.01)
     if _own_threads():
         problems.append(f"stethoscope threads still alive: {_own_threads()}")
-    after = {
-        "sys.gettrace": sys.gettrace(),
-        "threading.gettrace": threading.gettrace(),
-        "tool ids": _tool_ids(),
-        "threading._shutdown": threading._shutdown,  # type: ignore[attr-defined]
-        "Thread.__init__": threading.Thread.__init__,
-        "Thread.start": threading.Thread.start,
-        "Thread.join": threading.Thread.join,
-    }
+    after = _patched_state()
     for key, value in before.items():
         if after[key] != value:
             problems.append(f"{key} leaked: {value!r} -> {after[key]!r}")

@@ -21,6 +21,7 @@ class AlreadyRunningError(RuntimeError):
 _lock = threading.Lock()
 _current: Monitor | None = None
 _fork_hook_installed = False
+_env_read = False
 
 
 def trace(
@@ -145,9 +146,11 @@ def start_child(link: ChildLink, method: str, name: str = "") -> Monitor | None:
 def start_from_env() -> None:
     """At start-up of a Python process (stethoscope-children.pth): follow it if the
     environment names a monitor to report to."""
+    global _env_read
     text = os.environ.get(CHILD_ENV)
-    if not text:
-        return
+    if not text or _env_read:
+        return  # a venv's lib64 -> lib symlink makes site run the .pth file twice
+    _env_read = True
     try:
         from .collectors.children import startup_method
 
