@@ -8,7 +8,6 @@ what the program's monitor holds once the children are gone.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import sys
 import textwrap
@@ -17,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from conftest import child_env, run_python
 
 METHODS = ["fork", "spawn", "forkserver"]
@@ -93,7 +93,8 @@ if __name__ == "__main__":
     while time.monotonic() < deadline:
         snap = mon.snapshot("all")
         states = {{p.pid: p for p in snap.processes}}
-        if all(pid in states and states[pid].state != "running" for pid in pids):
+        if all(pid in states and states[pid].state != "running"
+               and states[pid].ppid in states for pid in pids):
             break
         time.sleep(0.05)
     snap = mon.snapshot("all")
@@ -102,6 +103,7 @@ if __name__ == "__main__":
     own = mon.snapshot(os.getpid())
     own_file = own.file(os.path.abspath(__file__))
     print(json.dumps({{
+        "main": os.getpid(),
         "pids": pids,
         "procs": {{p.pid: [p.state, p.exit_how, p.exit_code, p.method, p.ppid, p.name]
                   for p in snap.processes}},
@@ -159,6 +161,10 @@ def test_process_children_of_every_start_method_report_exact_counts(
         state, how, code, got_method, ppid, name = out["procs"][pid]
         assert (state, how, code) == ("exited", "return", 0), out["procs"][pid]
         assert got_method == method and name.endswith(("Process-1", "Process-2")), name
+        if method == "forkserver":  # forked by multiprocessing's server process
+            assert out["procs"][ppid][5] == "forkserver" and out["procs"][ppid][4] == out["main"]
+        else:
+            assert ppid == out["main"]
         assert out["per_child"][pid] == N  # each child ran the loop once, exactly
     assert out["own_hits"] == 0  # only the children ran the hot line
     assert out["hits"] == 2 * N  # the combined view sums them
@@ -184,7 +190,7 @@ def test_subprocess_children_of_the_same_python_are_followed(tmp_path: Path) -> 
     out = _run(tmp_path, "subprocess")
     for pid in out["pids"]:
         state, how, _, method, ppid, _ = out["procs"][pid]
-        assert (state, how, method) == ("exited", "exit", "subprocess")
+        assert (state, how, method, ppid) == ("exited", "exit", "subprocess", out["main"])
         assert out["per_child"][pid] == N
     assert out["hits"] == 2 * N
 

@@ -74,6 +74,7 @@ class ChildMonitor(Monitor):
 
     def _entered_bootstrap(self, name: str) -> None:
         """A multiprocessing child is about to run its target: now it has a name."""
+        # Only this thread changes _process after start (the reporter reads it).
         self._process = replace(self._process, name=name)
 
     def _lost(self, why: str) -> None:
@@ -83,7 +84,7 @@ class ChildMonitor(Monitor):
     # -- reports -----------------------------------------------------------------
 
     def process_info(self) -> ProcessInfo:
-        info = self._process
+        info = super().process_info()
         if self._exit is None:
             return info
         how, code = self._exit

@@ -119,8 +119,9 @@ class ChildLink:
 
     @classmethod
     def of(cls, config: Config, port: int) -> ChildLink:
-        return cls(config.host, port, config.token, config.mode, _files.spec_of(config.files),
-                   config.sample_hz, config.window, config.hang_report)
+        return cls(_numeric(config.host), port, config.token, config.mode,
+                   _files.spec_of(config.files), config.sample_hz, config.window,
+                   config.hang_report)
 
     def to_env(self) -> str:
         return json.dumps({"v": 1, "host": self.host, "port": self.port, "token": self.token,
@@ -151,3 +152,20 @@ class ChildLink:
                           hang_report=self.hang_report, quiet=True, daemon=True)
         except ConfigError as exc:
             raise ValueError(f"{CHILD_ENV} is not understood: {exc}") from None
+
+
+def _numeric(host: str) -> str:
+    """A numeric address for ``host``: children connect without name lookups."""
+    if host in ("", "0.0.0.0", "localhost"):
+        return "127.0.0.1"
+    if host == "::":
+        return "::1"
+    try:
+        return str(ipaddress.ip_address(host.strip("[]")))
+    except ValueError:
+        import socket
+
+        try:
+            return str(socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)[0][4][0])
+        except OSError:
+            return host

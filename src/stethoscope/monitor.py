@@ -79,6 +79,7 @@ class Monitor:
         self._process = ProcessInfo(os.getpid(), os.getppid(), _argv(), "", "main",
                                     self._started, "running")
         self._cpu_reading = (time.monotonic(), time.process_time())
+        self._cpu: tuple[float | None, float] = (None, 0.0)  # (percent, seconds)
         self.children = ProcessTable(os.getpid()) if config.processes else None
         self._gone_since: dict[int, float] = {}
         self._env_set: str | None = None
@@ -253,11 +254,11 @@ class Monitor:
         """The process's CPU time, and its CPU % over about the last second."""
         then, cpu_then = self._cpu_reading
         now, cpu_now = time.monotonic(), time.process_time()
-        cpu = self._process.cpu
+        cpu = self._cpu[0]
         if now - then >= CPU_EVERY:
             self._cpu_reading = (now, cpu_now)
             cpu = round(100 * (cpu_now - cpu_then) / (now - then), 1)
-        self._process = replace(self._process, cpu_seconds=round(cpu_now, 3), cpu=cpu)
+        self._cpu = (cpu, round(cpu_now, 3))  # one assignment: readers see a pair
 
     def _watch_children(self) -> None:
         """A child that is gone without its final report was killed (or lost)."""
@@ -328,7 +329,8 @@ class Monitor:
             self._counters.fold()
 
     def process_info(self) -> ProcessInfo:
-        return self._process
+        cpu, seconds = self._cpu
+        return replace(self._process, cpu=cpu, cpu_seconds=seconds)
 
     def snapshot(self, view: str | int | None = None) -> Snapshot:
         """This process's picture (``view`` None or its pid), a child's (its pid), or

@@ -41,7 +41,13 @@ def post(host: str, port: int, path: str, body: bytes, timeout: float) -> int:
     name = f"[{host}]" if ":" in host else host
     head = (f"POST {path} HTTP/1.0\r\nHost: {name}:{port}\r\n"
             f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n").encode()
-    with socket.create_connection((host, port), timeout=remaining()) as sock:
+    # connect() to a numeric address, not create_connection(): getaddrinfo() imports
+    # the idna codec on first use, and in a forked child an import lock may be held
+    # for ever by a thread that no longer exists (seen: forkserver children hung).
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.settimeout(remaining())
+        sock.connect((host, port))
         sock.settimeout(remaining())
         sock.sendall(head + body)
         answer = b""
@@ -87,8 +93,12 @@ class Reporter:
         self._stop.set()  # the thread does not exist in a forked child
 
     def _run(self) -> None:
-        while not self._stop.wait(REPORT_EVERY) and not self._lost:
+        # The first report leaves at once: the process shows up on the page as soon
+        # as it starts, before it has any data.
+        delay = 0.0
+        while not self._stop.wait(delay) and not self._lost:
             self._send(False, SEND_TIMEOUT)
+            delay = REPORT_EVERY
 
     def final(self) -> bool:
         """The last report, bounded in time. True if it was delivered."""

@@ -24,6 +24,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable
 from types import FrameType
 from typing import Any
@@ -31,6 +32,7 @@ from typing import Any
 ExitCallback = Callable[[str, "int | None"], None]
 
 SPAWN_FLAG = "--multiprocessing-fork"
+FLUSH_PATIENCE = 1.0  # seconds a SIGTERM waits for a final report under way
 _HAS_PROC = os.path.exists("/proc/self/stat")
 _MP_FILES = {
     os.path.join("multiprocessing", "popen_fork.py"): "fork",
@@ -47,19 +49,21 @@ class ExitHooks:
         self._on_bootstrap = on_bootstrap
         self._on_fault = on_fault
         self._active = False
+        self._process_class: Any = None
         self._original_bootstrap: Any = None
         self._bootstrap_wrapper: Any = None
         self._original_exit: Callable[[int], Any] | None = None
         self._exit_wrapper: Callable[[int], Any] | None = None
         self._sigterm_handler: Callable[[int, FrameType | None], None] | None = None
         self._flushing = False
+        self._flush_began = 0.0
         self._sigterm_pending = False
 
     def start(self) -> None:
         import multiprocessing.process as mp_process
 
         hooks = self
-        cls = mp_process.BaseProcess
+        self._process_class = cls = mp_process.BaseProcess
         self._original_bootstrap = original_bootstrap = cls._bootstrap  # type: ignore[attr-defined]
 
         def _bootstrap(process: Any, *args: Any, **kwargs: Any) -> Any:
@@ -87,12 +91,12 @@ class ExitHooks:
         self._install_sigterm()
 
     def stop(self) -> None:
+        # No import here: in a forked child another thread may have held an
+        # import lock at fork time, and stop() runs on the way out.
         self._active = False
-        import multiprocessing.process as mp_process
-
-        cls = mp_process.BaseProcess
-        if cls.__dict__.get("_bootstrap") is self._bootstrap_wrapper:
-            cls._bootstrap = self._original_bootstrap  # type: ignore[attr-defined]
+        cls = self._process_class
+        if cls is not None and cls.__dict__.get("_bootstrap") is self._bootstrap_wrapper:
+            cls._bootstrap = self._original_bootstrap
         if os._exit is self._exit_wrapper and self._original_exit is not None:
             os._exit = self._original_exit  # type: ignore[assignment]
         if not self._flushing:  # else _exit() does it once the final report is out
@@ -109,6 +113,7 @@ class ExitHooks:
             return
         self._active = False
         self._flushing = True
+        self._flush_began = time.monotonic()
         try:
             self._on_exit(how, code)
         except BaseException as exc:  # never change how the process ends
@@ -129,10 +134,16 @@ class ExitHooks:
             return  # the program's own handler (or SIG_IGN) decides; leave it alone
 
         def on_sigterm(signum: int, frame: FrameType | None) -> None:
-            if self._flushing:
+            if self._flushing and not self._sigterm_pending \
+                    and time.monotonic() - self._flush_began < FLUSH_PATIENCE:
                 # Pool.terminate() right after a worker returned: let the final
                 # report (bounded in time) leave first, then die of the signal.
+                # A second SIGTERM, or one after FLUSH_PATIENCE, kills at once.
                 self._sigterm_pending = True
+                return
+            if self._flushing:
+                signal.signal(signal.SIGTERM, signal.SIG_DFL)
+                os.kill(os.getpid(), signal.SIGTERM)
                 return
             self._exit("SIGTERM", -signal.SIGTERM)
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
