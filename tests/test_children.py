@@ -457,3 +457,114 @@ def test_grandchildren_report_to_the_programs_monitor(tmp_path: Path) -> None:
     procs = {int(k): v for k, v in out["procs"].items()}
     assert out["child"] in procs
     assert procs[grandchild] == out["child"]  # the tree: grandchild under child
+
+
+WAYS_OUT = '''
+import json, os, signal, subprocess, sys, time
+import stethoscope
+
+def hot(n):
+    total = 0
+    for i in range(n):
+        total += i  # HOT
+    return total
+
+ENDINGS = {
+    "return": "pass",
+    "sys.exit": "sys.exit(3)",
+    "exception": "raise RuntimeError('boom')",
+    "os._exit": "os._exit(4)",
+    "sigterm": "os.kill(os.getpid(), signal.SIGTERM); time.sleep(5)",
+}
+
+if __name__ == "__main__":
+    if sys.argv[1] == "child":
+        hot(5000)
+        exec(ENDINGS[sys.argv[2]])
+        sys.exit(0)
+    mon = stethoscope.trace(port=0, mode="trace", quiet=True)
+    codes, pids = {}, {}
+    for ending in ENDINGS:
+        p = subprocess.run([sys.executable, __file__, "child", ending], stderr=subprocess.PIPE)
+        codes[ending] = p.returncode
+    time.sleep(0.5)
+    out = {}
+    for info in mon.snapshot("all").processes[1:]:
+        f = mon.snapshot(info.pid).file(os.path.abspath(__file__))
+        out[info.argv[-1]] = [info.state, info.exit_how, info.exit_code,
+                              sum(r[2] for r in f.lines) if f else 0]
+    print(json.dumps([codes, out]))
+    stethoscope.stop()
+'''
+
+
+def test_every_way_out_of_a_subprocess_keeps_its_data(tmp_path: Path) -> None:
+    path = tmp_path / "ways.py"
+    path.write_text(WAYS_OUT)
+    result = run_python([str(path), "parent"], cwd=tmp_path, timeout=60)
+    assert result.returncode == 0, result.stderr
+    codes, out = json.loads(result.stdout)
+    # the children end exactly as they would unmonitored
+    assert codes == {"return": 0, "sys.exit": 3, "exception": 1, "os._exit": 4,
+                     "sigterm": -signal.SIGTERM}
+    assert out["return"][:2] == out["sys.exit"][:2] == out["exception"][:2] == ["exited", "exit"]
+    assert out["os._exit"][:3] == ["exited", "os._exit", 4]
+    assert out["sigterm"][:3] == ["exited", "SIGTERM", -signal.SIGTERM]
+    for ending, (_, _, _, hits) in out.items():
+        assert hits >= 5000, (ending, hits)  # the loop's lines, all of them counted
+
+
+BUSY = '''
+import multiprocessing as mp, sys, time
+import stethoscope
+
+def spin(seconds):
+    t = time.monotonic()
+    n = 0
+    while time.monotonic() - t < seconds:
+        n += 1  # SPIN
+    return n
+
+if __name__ == "__main__":
+    stethoscope.trace(port=0)
+    procs = [mp.get_context("spawn").Process(target=spin, args=(2.0,)) for _ in range(8)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join()
+    print(" ".join(str(p.pid) for p in procs), flush=True)
+    time.sleep(1.0)
+'''
+
+
+def test_eight_busy_children_keep_the_page_live(tmp_path: Path) -> None:
+    import urllib.request
+
+    from conftest import read_url, start_python
+
+    path = tmp_path / "busy.py"
+    path.write_text(BUSY)
+    proc = start_python([str(path)], cwd=tmp_path)
+    try:
+        url = read_url(proc).replace("/?", "/api/snapshot?pid=all&")
+        latencies, seen_running = [], set()
+        began = time.monotonic()
+        while proc.poll() is None and time.monotonic() - began < 30:
+            t = time.monotonic()
+            try:
+                with urllib.request.urlopen(url, timeout=5) as answer:
+                    snap = json.load(answer)
+            except OSError:
+                break  # the program has ended
+            latencies.append(time.monotonic() - t)
+            seen_running |= {p["pid"] for p in snap["processes"][1:]
+                             if p["state"] == "running" and p["name"].startswith("Spawn")}
+            time.sleep(0.1)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    pids = {int(pid) for pid in out.split()}
+    assert len(pids) == 8
+    assert pids <= seen_running  # every child showed up while it ran
+    assert len(latencies) >= 10 and max(latencies) < 2.0, latencies  # the page stayed live

@@ -145,16 +145,36 @@ def _make(final: bool) -> tuple[bytes, object]:
     return b"{}", lambda: None
 
 
-def test_the_final_report_to_a_stalled_monitor_gives_up_in_time() -> None:
-    # A listener that never accepts or answers: connect succeeds (backlog), then silence.
+def test_the_final_report_reaches_a_monitor_that_answers_late() -> None:
+    # A listener that does not accept yet: the final report must not wait for it,
+    # and must still be there to read once the monitor gets to it.
     with socket.socket() as listener:
         listener.bind(("127.0.0.1", 0))
         listener.listen(1)
         port = listener.getsockname()[1]
-        reporter = Reporter("127.0.0.1", port, "t" * 16, _make, on_lost=lambda why: None)  # type: ignore[arg-type]
+        body = b'{"final": "report"}'
+        reporter = Reporter("127.0.0.1", port, "t" * 16, lambda final: (body, lambda: None),
+                            on_lost=lambda why: None)
         began = time.monotonic()
-        assert reporter.final() is False
-        assert time.monotonic() - began < FINAL_TIMEOUT + 0.15
+        assert reporter.final() is True
+        assert time.monotonic() - began < FINAL_TIMEOUT
+        conn, _ = listener.accept()
+        with conn:
+            conn.settimeout(2)
+            data = b""
+            while chunk := conn.recv(4096):
+                data += chunk
+    assert data.startswith(b"POST /api/report?token=") and data.endswith(body)
+
+
+def test_a_late_final_report_corrects_a_child_marked_killed() -> None:
+    table = ProcessTable(own_pid=1)
+    table.accept(report(5, {3: 10}, seq=1), NOW)
+    table.vanished(5, None)
+    assert table.infos()[0].state == "killed"
+    assert table.accept(report(5, {3: 12}, seq=2, final=True), NOW)
+    assert table.infos()[0].state == "exited"
+    assert table.snapshot_of(5).files[0].lines[0][2] == 12  # type: ignore[union-attr]
 
 
 def test_a_refused_connection_means_the_monitor_is_gone() -> None:

@@ -19,7 +19,7 @@ from .collectors.children import ExitHooks
 from .config import ChildLink
 from .model import ChildReport, ProcessInfo
 from .model.processes import MAX_SOURCE_CHARS
-from .monitor import Monitor
+from .monitor import Monitor, _say
 from .render.source import read_source
 from .reporter import Reporter
 
@@ -40,7 +40,7 @@ class ChildMonitor(Monitor):
     def _open_outlet(self) -> str:
         link = self.link
         self.reporter = Reporter(link.host, link.port, link.token, self._make_report,
-                                 on_lost=self._lost)
+                                 on_lost=self._lost, on_dropped=_say)
         host = f"[{link.host}]" if ":" in link.host else link.host
         return f"http://{host}:{link.port}/?token={link.token}"
 

@@ -63,6 +63,9 @@ def _monitor_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--window", type=int, default=10,
                        help="seconds of recent heat (default: 10)")
     group.add_argument("--quiet", action="store_true", help="do not print the URL")
+    group.add_argument("--no-processes", dest="processes", action="store_false",
+                       help="do not follow child processes (default: follow multiprocessing "
+                            "and Python subprocess children)")
     group.add_argument("--hang-report", type=float, default=3.0, metavar="SECONDS",
                        help="when the main thread has finished but non-daemon threads keep the "
                             "process alive, report them on stderr after this long "
@@ -127,7 +130,7 @@ def _settings(args: argparse.Namespace, file_filter: FileFilter) -> dict[str, An
             "browser": args.browser, "daemon": not args.keep_serving, "mode": args.mode,
             "token": args.token, "sample_hz": args.sample_hz, "window": args.window,
             "quiet": args.quiet, "hang_report": args.hang_report,
-            "dump_signal": args.dump_signal}
+            "dump_signal": args.dump_signal, "processes": args.processes}
 
 
 def _start(parser: argparse.ArgumentParser, settings: dict[str, Any]) -> None:
@@ -167,9 +170,16 @@ def _demo(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
 
     demo_dir = os.path.dirname(os.path.abspath(workload.__file__))
     chosen = args.files
+    # The demo lives inside the package (site-packages, once installed): show it.
+    # A filter of the files module also reaches the demo's child process.
+    show_demo = files.path_contains(demo_dir + os.sep)
+    demo_filter = show_demo
+    if chosen is not files.user:
 
-    def demo_filter(path: str) -> bool:
-        return path.startswith(demo_dir) or chosen(path)
+        def demo_or_chosen(path: str) -> bool:
+            return show_demo(path) or chosen(path)
+
+        demo_filter = demo_or_chosen
 
     _start(parser, _settings(args, demo_filter))
     script_args = [] if args.duration is None else ["--duration", str(args.duration)]

@@ -1,15 +1,17 @@
 """Sends a followed child's reports to the monitor of the program it belongs to.
 
-A daemon thread posts a report every ``REPORT_EVERY`` seconds; ``final()`` posts
-the last one from whichever thread is exiting, within ``FINAL_TIMEOUT`` in all
-(connect, send and answer), and gives up after that: a child never waits longer
-to exit. When the parent's monitor is gone (refused connections, or a refusal of
-the token), the reporter stops trying, so an orphaned child costs nothing.
+A daemon thread posts a report every ``REPORT_EVERY`` seconds; ``final()`` hands
+the last one to the kernel from whichever thread is exiting, within
+``FINAL_TIMEOUT`` (connect and send; it does not wait for the answer), and gives
+up after that: a child never waits longer to exit. When the parent's monitor is
+gone (refused connections, or a refusal of the token), the reporter stops trying,
+so an orphaned child costs nothing.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
 import threading
 import time
@@ -28,8 +30,13 @@ class SendError(OSError):
     """A report was not delivered; the message says why."""
 
 
-def post(host: str, port: int, path: str, body: bytes, timeout: float) -> int:
-    """POST ``body`` as JSON and return the status code; everything within ``timeout``."""
+def post(host: str, port: int, path: str, body: bytes, timeout: float,
+         answer: bool = True) -> int:
+    """POST ``body`` as JSON and return the status code; everything within ``timeout``.
+
+    With ``answer=False`` it returns 0 once the request is handed to the kernel:
+    the monitor reads it when it gets to it, even after this process has ended.
+    """
     deadline = time.monotonic() + timeout
 
     def remaining() -> float:
@@ -50,14 +57,17 @@ def post(host: str, port: int, path: str, body: bytes, timeout: float) -> int:
         sock.connect((host, port))
         sock.settimeout(remaining())
         sock.sendall(head + body)
-        answer = b""
-        while b"\r\n" not in answer and len(answer) < 4096:
+        if not answer:
+            sock.shutdown(socket.SHUT_WR)
+            return 0
+        reply = b""
+        while b"\r\n" not in reply and len(reply) < 4096:
             sock.settimeout(remaining())
             chunk = sock.recv(4096)
             if not chunk:
                 break
-            answer += chunk
-    parts = answer.split(b" ", 2)
+            reply += chunk
+    parts = reply.split(b" ", 2)
     if len(parts) < 2 or not parts[1].isdigit():
         raise SendError("no HTTP answer")
     return int(parts[1])
@@ -67,12 +77,15 @@ class Reporter:
     name = "reporter"
 
     def __init__(self, host: str, port: int, token: str, make: MakeReport,
-                 on_lost: Callable[[str], None]) -> None:
+                 on_lost: Callable[[str], None],
+                 on_dropped: Callable[[str], None] = lambda why: None) -> None:
         self._host = host
         self._port = port
         self._path = f"/api/report?token={token}"
         self._make = make
         self._on_lost = on_lost
+        self._on_dropped = on_dropped
+        self._why = ""
         self._stop = threading.Event()
         self._lost = False
         self._failures = 0
@@ -101,20 +114,31 @@ class Reporter:
             delay = REPORT_EVERY
 
     def final(self) -> bool:
-        """The last report, bounded in time. True if it was delivered."""
+        """The last report, bounded in time. True if it was delivered; when the
+        monitor is there but too slow, one line on stderr says it was dropped."""
         self._stop.set()
-        return not self._lost and self._send(True, FINAL_TIMEOUT)
+        if self._lost:
+            return False
+        self._why = ""
+        # Not waiting for the answer: a busy monitor reads the report later, and a
+        # late final report still corrects a child it had marked as killed.
+        if self._send(True, FINAL_TIMEOUT, answer=False):
+            return True
+        if "refused" not in self._why:  # a monitor that has gone needs no news
+            self._on_dropped(f"the final report of process {os.getpid()} was dropped: "
+                             f"{self._why}")
+        return False
 
-    def _send(self, final: bool, timeout: float) -> bool:
+    def _send(self, final: bool, timeout: float, answer: bool = True) -> bool:
         try:
             body, delivered = self._make(final)
-            status = post(self._host, self._port, self._path, body, timeout)
+            status = post(self._host, self._port, self._path, body, timeout, answer)
         except (OSError, ValueError) as exc:
             if isinstance(exc, ConnectionRefusedError):
                 self._failures = GIVE_UP_AFTER  # nobody listens there any more
             return self._failed(f"the monitor at {self._host}:{self._port} is unreachable "
                                 f"({exc or type(exc).__name__})")
-        if status == 204:
+        if status in (0, 204):
             self._failures = 0
             delivered()
             return True
@@ -124,6 +148,7 @@ class Reporter:
                             f"(HTTP {status})")
 
     def _failed(self, why: str) -> bool:
+        self._why = why
         self._failures += 1
         if self._failures >= GIVE_UP_AFTER and not self._lost:
             self._lost = True

@@ -4,7 +4,9 @@
 * "cruncher" counts primes in a daemon thread (more CPU, another hot file region);
 * "fetcher" waits on a queue and sleeps like an I/O-bound worker;
 * "uploader" is a non-daemon thread: when you press Ctrl+C it keeps the program
-  alive for a few seconds, finishing an "upload", then gives up.
+  alive for a few seconds, finishing an "upload", then gives up;
+* "renderer" is a child process (multiprocessing, spawn) rendering a bigger set:
+  the page lists it under the main process and sums its heat into the picture.
 
 Run it with ``stethoscope demo`` and open the printed URL.
 """
@@ -12,9 +14,11 @@ Run it with ``stethoscope demo`` and open the printed URL.
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import queue
 import threading
 import time
+from typing import Any
 
 
 def mandelbrot_row(y: float, width: int, max_iter: int) -> list[int]:
@@ -77,6 +81,15 @@ def uploader(stop: threading.Event, linger: float) -> None:
         time.sleep(0.1)  # "finishing the upload"
 
 
+def renderer(stop: Any) -> None:
+    """The child process's work: a bigger picture, until the parent says stop."""
+    try:
+        while not stop.is_set():
+            mandelbrot(80, 40, 80)
+    except KeyboardInterrupt:  # Ctrl+C reaches the whole process group
+        pass
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--duration", type=float, default=None)
@@ -89,6 +102,10 @@ def main() -> None:
     threading.Thread(target=fetcher, args=(jobs, stop), name="fetcher", daemon=True).start()
     threading.Thread(target=uploader, args=(stop, args.linger), name="uploader",
                      daemon=False).start()
+    spawn = multiprocessing.get_context("spawn")
+    child_stop = spawn.Event()
+    child = spawn.Process(target=renderer, args=(child_stop,), name="renderer", daemon=True)
+    child.start()
     print("demo running: press Ctrl+C to stop", flush=True)
     deadline = None if args.duration is None else time.monotonic() + args.duration
     frames = 0
@@ -102,6 +119,8 @@ def main() -> None:
         print("\nstopping; the uploader thread holds the exit for a few seconds", flush=True)
     finally:
         stop.set()
+        child_stop.set()
+        child.join(5)
 
 
 if __name__ == "__main__":
