@@ -67,6 +67,13 @@ def children(kind):
         p.start(); p.join()
         assert p.exitcode == 3, p.exitcode
         return [p.pid]
+    if kind == "os-fork":
+        pid = os.fork()
+        if pid == 0:
+            hot(N)
+            os._exit(0)
+        os.waitpid(pid, 0)
+        return [pid]
     if kind == "subprocess":
         procs = [subprocess.Popen([sys.executable, __file__, "child"]) for _ in range(2)]
         assert [p.wait() for p in procs] == [0, 0]
@@ -87,6 +94,8 @@ if __name__ == "__main__":
         hot(N // 10)
         time.sleep(0.05)
         sys.exit(0)
+    import warnings
+    warnings.simplefilter("ignore", DeprecationWarning)  # fork with threads on 3.12+
     mon = stethoscope.trace(port=0, mode="{mode}", quiet=True)
     pids = children(kind)
     deadline = time.monotonic() + 15
@@ -193,6 +202,14 @@ def test_subprocess_children_of_the_same_python_are_followed(tmp_path: Path) -> 
         assert (state, how, method, ppid) == ("exited", "exit", "subprocess", out["main"])
         assert out["per_child"][pid] == N
     assert out["hits"] == 2 * N
+
+
+def test_a_child_of_os_fork_is_followed(tmp_path: Path) -> None:
+    out = _run(tmp_path, "os-fork")
+    (pid,) = out["pids"]
+    state, how, code, method, ppid, _ = out["procs"][pid]
+    assert (state, how, code, method, ppid) == ("exited", "os._exit", 0, "os.fork", out["main"])
+    assert out["per_child"][pid] == N
 
 
 def test_a_child_leaving_through_os_exit_keeps_its_data(tmp_path: Path) -> None:
