@@ -102,7 +102,9 @@ if __name__ == "__main__":
     while time.monotonic() < deadline:
         snap = mon.snapshot("all")
         states = {{p.pid: p for p in snap.processes}}
-        if all(pid in states and states[pid].state != "running"
+        # "exited" needs the final report; "killed" may still be corrected by
+        # a final report that a busy monitor reads late
+        if all(pid in states and states[pid].state == "exited"
                and states[pid].ppid in states for pid in pids):
             break
         time.sleep(0.05)
@@ -149,6 +151,7 @@ def _run(tmp_path: Path, kind: str, mode: str = "trace") -> dict[str, Any]:
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr, result.stderr
     out: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
+    out["stderr"] = result.stderr  # shown when an assertion on `out` fails
     out["procs"] = {int(pid): v for pid, v in out["procs"].items()}
     out["per_child"] = {int(pid): v for pid, v in out["per_child"].items()}
     return out
@@ -187,7 +190,7 @@ def test_pool_and_executor_workers_lose_no_counts(tmp_path: Path, kind: str) -> 
     for pid in out["pids"]:
         state, how, _, _, _, name = out["procs"][pid]
         # "with Pool()" terminates its workers: SIGTERM, flushed by our handler
-        assert state == "exited" and how in ("return", "SIGTERM"), out["procs"][pid]
+        assert state == "exited" and how in ("return", "SIGTERM"), out
         assert "Worker" in name or kind == "executor", name
     assert out["hits"] == 4 * N  # every task's loop, whichever worker ran it
     assert sum(out["per_child"].values()) == 4 * N

@@ -10,7 +10,7 @@ environment (stethoscope-children.pth).
 
 from __future__ import annotations
 
-import secrets
+import os
 import threading
 from collections.abc import Callable
 from dataclasses import replace
@@ -28,7 +28,7 @@ class ChildMonitor(Monitor):
     def __init__(self, link: ChildLink, method: str, name: str = "", *,
                  on_stop: Callable[[Monitor], None] | None = None) -> None:
         self.link = link
-        self._instance = secrets.token_hex(8)
+        self._instance = os.urandom(8).hex()
         self._seq = 0
         self._seq_lock = threading.Lock()
         self._sent_sources: set[str] = set()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import secrets
 import signal
 from dataclasses import dataclass, field
 from typing import Literal, get_args
@@ -26,6 +25,8 @@ class ConfigError(ValueError):
 
 
 def new_token() -> str:
+    import secrets  # here, not at the top: a child process never makes a token
+
     return secrets.token_urlsafe(18)
 
 

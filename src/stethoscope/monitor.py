@@ -15,11 +15,10 @@ import signal
 import sys
 import threading
 import time
-import webbrowser
 from collections.abc import Callable
 from dataclasses import replace
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import _compat
 from .collectors import Collector, CollectorUnavailable
@@ -34,7 +33,9 @@ from .model import ChildReport, ProcessInfo, ProcessTable, ReportError, Snapshot
 from .model.snapshot import HeatKind, State
 from .render.source import read_source, render_source
 from .render.threads import dump_report, hang_report
-from .server import Server
+
+if TYPE_CHECKING:
+    from .server.httpd import Server
 
 SNAPSHOT_MAX_AGE = 0.1  # seconds a built snapshot is reused for other clients
 VANISH_GRACE = 1.0  # seconds a gone child's final report may still be on its way
@@ -83,11 +84,13 @@ class Monitor:
         self.children = ProcessTable(os.getpid()) if config.processes else None
         self._gone_since: dict[int, float] = {}
         self._env_set: str | None = None
-        self.server: Server | None = None
+        self.server: Server | None = None  # the program's monitor serves; a child's reports
         self.url = self._open_outlet()
 
     def _open_outlet(self) -> str:
         """Bind the server (so a bad port fails before anything is changed); the URL."""
+        from .server.httpd import Server
+
         config = self.config
         port = DEFAULT_PORT if config.port is None else config.port
         self.server = Server(self, host=config.host, port=port, token=config.token,
@@ -113,6 +116,8 @@ class Monitor:
         if config.port is None and self.server.port != DEFAULT_PORT:
             _say(f"port {DEFAULT_PORT} was busy; using port {self.server.port}")
         if config.browser:
+            import webbrowser
+
             threading.Thread(target=webbrowser.open, args=(self.url,),
                              name="stethoscope-browser", daemon=True).start()
         return self

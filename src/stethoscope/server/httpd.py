@@ -26,6 +26,8 @@ from importlib import resources
 from typing import Any, Protocol
 from urllib.parse import parse_qs, urlsplit
 
+from .errors import PortInUseError
+
 COOKIE = "stethoscope_token"
 STREAM_INTERVAL = 0.25  # seconds between event-stream updates
 WRITE_TIMEOUT = 5.0  # a client that does not take data for this long is dropped
@@ -60,10 +62,6 @@ class Backend(Protocol):
         ...
 
 
-class PortInUseError(OSError):
-    """The port asked for is taken; the message says how to pick another."""
-
-
 def _load_assets() -> dict[str, tuple[bytes, str]]:
     static = resources.files(__package__).joinpath("static")
     return {route: (static.joinpath(name).read_bytes(), ctype)
@@ -73,6 +71,7 @@ def _load_assets() -> dict[str, tuple[bytes, str]]:
 class _HTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False  # server_close() must never wait for a handler
+    request_queue_size = 128  # listen() backlog: many children may report at once
 
     def __init__(self, address: tuple[str, int], owner: Server) -> None:
         self.owner = owner
