@@ -94,7 +94,7 @@ class ChildMonitor(Monitor):
         with self._seq_lock:
             self._seq += 1
             seq = self._seq
-        self._read_cpu()
+        self._cpu.read()
         snapshot = self.snapshot()
         sources = []
         for f in snapshot.files:

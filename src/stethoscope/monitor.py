@@ -22,8 +22,9 @@ from typing import TYPE_CHECKING, Any
 
 from . import _compat
 from .collectors import Collector, CollectorUnavailable
-from .collectors.children import process_status
+from .collectors.children import ChildWatch
 from .collectors.counting import ThreadCounters
+from .collectors.cputime import ProcessCPU
 from .collectors.exitwatch import MainFinishedHook
 from .collectors.filters import Resolver
 from .collectors.sampler import Sampler
@@ -38,8 +39,6 @@ if TYPE_CHECKING:
     from .server.httpd import Server
 
 SNAPSHOT_MAX_AGE = 0.1  # seconds a built snapshot is reused for other clients
-VANISH_GRACE = 1.0  # seconds a gone child's final report may still be on its way
-CPU_EVERY = 1.0  # seconds between process CPU readings
 
 
 def write_stderr(text: str) -> None:
@@ -79,10 +78,9 @@ class Monitor:
         self._previous_dump_handler: Any = None
         self._process = ProcessInfo(os.getpid(), os.getppid(), _argv(), "", "main",
                                     self._started, "running")
-        self._cpu_reading = (time.monotonic(), time.process_time())
-        self._cpu: tuple[float | None, float] = (None, 0.0)  # (percent, seconds)
+        self._cpu = ProcessCPU()
         self.children = ProcessTable(os.getpid()) if config.processes else None
-        self._gone_since: dict[int, float] = {}
+        self._child_watch = ChildWatch(self.children) if self.children is not None else None
         self._env_set: str | None = None
         self.server: Server | None = None  # the program's monitor serves; a child's reports
         self.url = self._open_outlet()
@@ -240,9 +238,9 @@ class Monitor:
         """A few times a second, in the sampler thread: fold counts, watch the
         children and the exit."""
         self._fold()
-        self._read_cpu()
-        if self.children is not None:
-            self._watch_children()
+        self._cpu.read()
+        if self._child_watch is not None:
+            self._child_watch.check()
         finished = self._main_finished_at
         delay = self.config.hang_report
         if finished is None or self._hang_reported or not delay or not self.config.daemon:
@@ -254,33 +252,6 @@ class Monitor:
         report = hang_report(self.snapshot())
         if report is not None:
             write_stderr(report)
-
-    def _read_cpu(self) -> None:
-        """The process's CPU time, and its CPU % over about the last second."""
-        then, cpu_then = self._cpu_reading
-        now, cpu_now = time.monotonic(), time.process_time()
-        cpu = self._cpu[0]
-        if now - then >= CPU_EVERY:
-            self._cpu_reading = (now, cpu_now)
-            cpu = round(100 * (cpu_now - cpu_then) / (now - then), 1)
-        self._cpu = (cpu, round(cpu_now, 3))  # one assignment: readers see a pair
-
-    def _watch_children(self) -> None:
-        """A child that is gone without its final report was killed (or lost)."""
-        assert self.children is not None
-        now = time.monotonic()
-        watched = self.children.watch_list()
-        for pid in list(self._gone_since):
-            if pid not in watched:
-                del self._gone_since[pid]
-        for pid in watched:
-            alive, status = process_status(pid)
-            if alive:
-                continue
-            since = self._gone_since.setdefault(pid, now)
-            if now - since >= VANISH_GRACE:
-                self.children.vanished(pid, status)
-                del self._gone_since[pid]
 
     def accept_report(self, body: bytes) -> str | None:
         """A child's report, from the server; an error message if it is refused."""
@@ -334,7 +305,7 @@ class Monitor:
             self._counters.fold()
 
     def process_info(self) -> ProcessInfo:
-        cpu, seconds = self._cpu
+        cpu, seconds = self._cpu.value
         return replace(self._process, cpu=cpu, cpu_seconds=seconds)
 
     def snapshot(self, view: str | int | None = None) -> Snapshot:

@@ -29,6 +29,8 @@ from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
+from ..model import ProcessTable
+
 ExitCallback = Callable[[str, "int | None"], None]
 
 SPAWN_FLAG = "--multiprocessing-fork"
@@ -192,6 +194,33 @@ def startup_method() -> tuple[str, str]:
     if "multiprocessing.resource_tracker import main" in code:
         return "spawn", "resource_tracker"
     return "subprocess", ""
+
+
+class ChildWatch:
+    """Marks as killed a child that is gone without its final report.
+
+    ``check()`` runs a few times a second (from the sampler thread); a child gets
+    ``grace`` seconds after it is seen gone, for a final report still on its way.
+    """
+
+    def __init__(self, table: ProcessTable, grace: float = 1.0) -> None:
+        self._table = table
+        self._grace = grace
+        self._gone_since: dict[int, float] = {}
+
+    def check(self) -> None:
+        now = time.monotonic()
+        watched = self._table.watch_list()
+        for pid in [p for p in self._gone_since if p not in watched]:
+            del self._gone_since[pid]
+        for pid in watched:
+            alive, status = process_status(pid)
+            if alive:
+                continue
+            since = self._gone_since.setdefault(pid, now)
+            if now - since >= self._grace:
+                self._table.vanished(pid, status)
+                del self._gone_since[pid]
 
 
 def process_status(pid: int) -> tuple[bool, int | None]:

@@ -44,3 +44,22 @@ class ThreadCPU:
             return time.clock_gettime_ns(_clock_id(native_id))
         except (OSError, OverflowError):
             return None
+
+
+class ProcessCPU:
+    """This process's CPU time, and its CPU % over about the last ``every`` seconds."""
+
+    def __init__(self, every: float = 1.0) -> None:
+        self._every = every
+        self._reading = (time.monotonic(), time.process_time())
+        self.value: tuple[float | None, float] = (None, 0.0)  # (percent, seconds)
+
+    def read(self) -> tuple[float | None, float]:
+        then, cpu_then = self._reading
+        now, cpu_now = time.monotonic(), time.process_time()
+        percent = self.value[0]
+        if now - then >= self._every:
+            self._reading = (now, cpu_now)
+            percent = round(100 * (cpu_now - cpu_then) / (now - then), 1)
+        self.value = (percent, round(cpu_now, 3))  # one assignment: readers see a pair
+        return self.value
