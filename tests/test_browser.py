@@ -12,14 +12,23 @@ the thread cards (``data-ident``/``data-daemon``, badges, ``.t-state-text``,
 they expect there comes from ``/api/snapshot`` and from marker comments in the
 children's source.
 
-Every run also writes docs/screenshot.png, and /tmp/banner.png (the hang banner).
+A third child starts child processes (multiprocessing with "spawn" and "fork", and
+subprocesses): the process panel, the view of one process, the combined view's thread
+labels, exit states, and a command line that is an HTML-injection attempt. A fourth
+one pushes the process shown out of the monitor's list, so the page falls back to
+all processes.
+
+Every run also writes docs/screenshot.png, docs/screenshot-processes.png, and
+/tmp/banner.png (the hang banner).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
+import shlex
 import subprocess
 import sys
 import threading
@@ -39,6 +48,7 @@ pytestmark = pytest.mark.browser
 
 ROOT = Path(__file__).resolve().parents[1]
 SCREENSHOT = ROOT / "docs" / "screenshot.png"
+PROCS_SHOT = ROOT / "docs" / "screenshot-processes.png"
 BANNER_SHOT = Path("/tmp/banner.png")
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -49,6 +59,8 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 XSS_NAME = '<img src=x onerror="window.__xss=1">'
+XSS_TAG = "<img src=x onerror=window.__xss=1>"
+XSS_CMD = "import sys; sys.stdin.read()  # " + XSS_TAG  # a subprocess's -c argument
 # CPython 3.12.0-3.12.2 refuse new threads once __main__ has finished (gh-113964): the
 # server then answers in its own thread, and every event stream, open ones included,
 # closes after one event (README, known limitations).
@@ -149,6 +161,179 @@ def digest(values):
 '''
 
 
+PROCS = '''\
+"""A program with child processes, for the process panel.
+
+Two children spin in CHILD-HOT until the test creates "stop" (or their parent is
+gone): one started by multiprocessing's "spawn", one by "fork". A fork child exits at
+once with code 3; another is terminated (SIGTERM); another ("middle") starts a
+grandchild. A subprocess whose command line is an HTML-injection attempt waits on its
+stdin; another is killed (SIGKILL) and not reaped until the end, so its exit status
+stays readable. The main process has a hot
+line of its own, MAIN-HOT. Once the monitor lists every child, the program prints
+their pids as one JSON line on stdout.
+"""
+import json
+import multiprocessing as mp
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import stethoscope
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+STOP = os.path.join(HERE, "stop")
+XSS_CMD = XSS_CMD_VALUE
+
+
+def going(parent):
+    return not os.path.exists(STOP) and os.getppid() == parent
+
+
+def spin(parent):
+    total = 0
+    while going(parent):
+        for i in range(200_000):  # ~20 ms: long enough to be seen mid-loop
+            total = (total + i * i) % 1_000_003  # CHILD-HOT
+        time.sleep(0.005)
+    return total
+
+
+def nap(parent):
+    while going(parent):
+        time.sleep(0.05)
+
+
+def leave():
+    sys.exit(3)
+
+
+def family(parent):
+    kid = mp.get_context("fork").Process(target=nap, args=(os.getpid(),), name="grandchild")
+    kid.start()
+    nap(parent)
+    kid.join(10)
+
+
+def tend(n):
+    acc = 0
+    for i in range(n):
+        acc = (acc * 31 + i) & 0xFFFFFF  # MAIN-HOT
+    return acc
+
+
+def main():
+    mon = stethoscope.trace(port=0)  # prints "stethoscope: serving URL" on stderr
+    me = os.getpid()
+    spawn = mp.get_context("spawn").Process(target=spin, args=(me,), name="spinner-spawn")
+    fork = mp.get_context("fork").Process(target=spin, args=(me,), name="spinner-fork")
+    quitter = mp.get_context("fork").Process(target=leave, name="quitter")
+    sleeper = mp.get_context("fork").Process(target=nap, args=(me,), name="sleeper")
+    middle = mp.get_context("fork").Process(target=family, args=(me,), name="middle")
+    for p in (spawn, fork, quitter, sleeper, middle):
+        p.start()
+    html = subprocess.Popen([sys.executable, "-c", XSS_CMD], stdin=subprocess.PIPE)
+    victim = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"],
+                              stdin=subprocess.PIPE)
+    pids = {"main": me, "spawn": spawn.pid, "fork": fork.pid, "quitter": quitter.pid,
+            "sleeper": sleeper.pid, "middle": middle.pid, "html": html.pid, "victim": victim.pid}
+    deadline = time.monotonic() + 40
+    while time.monotonic() < deadline:
+        listed = mon.snapshot("all").processes
+        if set(pids.values()) <= {p.pid for p in listed} and \
+                any(p.ppid == middle.pid for p in listed):  # the grandchild too
+            break
+        time.sleep(0.05)
+    sleeper.terminate()
+    os.kill(victim.pid, signal.SIGKILL)
+    quitter.join()
+    sleeper.join()
+    print(json.dumps(pids), flush=True)
+    deadline = time.monotonic() + 120  # a safety net: the tests stop it sooner
+    while not os.path.exists(STOP) and time.monotonic() < deadline:
+        tend(30_000)
+        time.sleep(0.01)
+    for p in (spawn, fork, middle):
+        p.join(10)
+    html.stdin.close()
+    html.wait(10)
+    victim.wait(10)
+    stethoscope.stop()
+
+
+if __name__ == "__main__":
+    main()
+'''.replace("XSS_CMD_VALUE", repr(XSS_CMD))
+
+DROP = '''\
+"""A child to look at, then enough short children to push it out of the list.
+
+The first child waits until the test creates "stop-first". Once the test creates
+"go", short children run one after another until the monitor no longer lists the
+first one (it keeps the newest 100 ended children).
+"""
+import json
+import multiprocessing as mp
+import os
+import time
+
+import stethoscope
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def until(name, parent):
+    """Wait for the file `name` (or "stop", the end of the test) or the parent's end."""
+    deadline = time.monotonic() + 120  # a safety net: the tests go on sooner
+    names = [os.path.join(HERE, n) for n in (name, "stop")]
+    while not any(map(os.path.exists, names)) and time.monotonic() < deadline:
+        if os.getppid() != parent:
+            return
+        time.sleep(0.05)
+
+
+def first(parent):
+    until("stop-first", parent)  # FIRST-WAIT
+
+
+def nothing():
+    pass
+
+
+def listed(mon, pid):
+    return any(p.pid == pid for p in mon.snapshot("all").processes)
+
+
+def main():
+    mon = stethoscope.trace(port=0)
+    ctx = mp.get_context("fork")
+    a = ctx.Process(target=first, args=(os.getpid(),))
+    a.start()
+    deadline = time.monotonic() + 30
+    while not listed(mon, a.pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    print(json.dumps({"main": os.getpid(), "first": a.pid}), flush=True)
+    until("go", os.getppid())
+    a.join()
+    n = 0
+    # A child whose only report is lost is never listed: count on the list, not on 100.
+    while listed(mon, a.pid) and n < 400:
+        p = ctx.Process(target=nothing)
+        p.start()
+        p.join()
+        n += 1
+    print(json.dumps({"children": n, "dropped": not listed(mon, a.pid)}), flush=True)
+    until("stop", os.getppid())
+    stethoscope.stop()
+
+
+if __name__ == "__main__":
+    main()
+'''
+
+
 # ---------------------------------------------------------------- the monitored child
 
 
@@ -162,6 +347,7 @@ class Child:
     url: str
     work: Path
     stderr: list[str] = field(default_factory=list)
+    stdout: list[str] = field(default_factory=list)
 
     def line_of(self, marker: str) -> int:
         lines = self.work.read_text().splitlines()
@@ -170,12 +356,27 @@ class Child:
     def stop(self) -> None:
         (self.work.parent / "stop").touch()
 
-    def snapshot(self) -> dict[str, Any]:
-        """The monitor's current snapshot, read past the page (token in the query)."""
+    def snapshot(self, pid: int | str | None = None) -> dict[str, Any]:
+        """The monitor's current snapshot, read past the page (token in the query);
+        `pid`: one process's view instead of the default (all processes)."""
         u = urllib.parse.urlsplit(self.url)
-        with NO_PROXY.open(f"http://{u.netloc}/api/snapshot?{u.query}", timeout=5) as r:
+        view = "" if pid is None else f"&pid={pid}"
+        with NO_PROXY.open(f"http://{u.netloc}/api/snapshot?{u.query}{view}", timeout=5) as r:
             data: dict[str, Any] = json.load(r)
         return data
+
+    def printed(self, key: str, timeout: float = 60) -> dict[str, Any]:
+        """The first JSON object with `key` that the child printed on stdout."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for line in list(self.stdout):
+                if line.startswith("{") and key in (found := json.loads(line)):
+                    return dict(found)
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.05)
+        raise AssertionError(f"the child printed no {key!r} line; stdout: {''.join(self.stdout)!r}"
+                             f" stderr: {''.join(self.stderr)!r}")
 
     def thread(self, name: str, until: Callable[[dict[str, Any]], bool] = lambda snap: True,
                ) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -225,7 +426,7 @@ def _spawn(args: list[str], directory: Path, work: Path) -> Iterator[Child]:
                 break
             time.sleep(0.02)
         assert url, f"the child printed no URL; stdout: {''.join(out)!r} stderr: {''.join(err)!r}"
-        yield Child(proc, url, work, err)
+        yield Child(proc, url, work, err, out)
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -262,6 +463,44 @@ def hang_child(tmp_path: Path) -> Iterator[Child]:
     work.write_text(HANG)
     yield from _spawn([sys.executable, "-m", "stethoscope", "run", "--port", "0",
                        "--hang-report", "1", str(work)], tmp_path, work)
+
+
+@dataclass
+class Family:
+    """A monitored program with children, and the pids it printed."""
+    child: Child
+    pids: dict[str, int]
+
+    def line_of(self, marker: str) -> int:
+        return self.child.line_of(marker)
+
+
+def _run_family(directory: Path, name: str, program: str, key: str) -> Iterator[Family]:
+    """Run `program` (URL on stderr) until it prints a JSON line with `key`; at the end
+    create "stop" and give it time to end its children before it is killed."""
+    directory.mkdir(parents=True, exist_ok=True)
+    work = directory / name
+    work.write_text(program)
+    spawned = _spawn([sys.executable, str(work)], directory, work)
+    child = next(spawned)
+    try:
+        yield Family(child, {k: int(v) for k, v in child.printed(key).items()})
+    finally:
+        child.stop()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            child.proc.wait(timeout=20)
+        spawned.close()  # kills it if it is still there
+
+
+@pytest.fixture(scope="module")
+def procs_child(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Family]:
+    """PROCS, shared by the tests that only watch it."""
+    yield from _run_family(tmp_path_factory.mktemp("procs"), "procs.py", PROCS, "main")
+
+
+@pytest.fixture
+def drop_child(tmp_path: Path) -> Iterator[Family]:
+    yield from _run_family(tmp_path, "drop.py", DROP, "first")
 
 
 # ---------------------------------------------------------------- the browser
@@ -357,6 +596,27 @@ def wait_texts(page: Page, selector: str, expected: list[str]) -> None:
     except PlaywrightTimeoutError:
         got = page.eval_on_selector_all(selector, "es => es.map(e => e.textContent)")
         pytest.fail(f"{selector} reads {got}, expected {expected}")
+
+
+def proc_entry(page: Page, pid: int | str) -> Locator:
+    """The process panel's entry (a button) for `pid`, or "all"."""
+    return page.locator(f'#procs .proc[data-pid="{pid}"]')
+
+
+def wait_view(page: Page, pid: int | str) -> None:
+    """Wait until the page shows the data of `pid` ("all": every process) and says so."""
+    page.wait_for_function(
+        """(pid) => document.body.dataset.view === pid
+            && !!document.querySelector(`#procs .proc.selected[data-pid="${pid}"]`)""",
+        arg=str(pid), timeout=WAIT_MS)
+
+
+def hot_now(page: Page, line: int) -> bool:
+    return "hot" in (page.get_attribute(row(line), "class") or "").split()
+
+
+def card_pids(page: Page) -> list[str]:
+    return page.eval_on_selector_all("#threads .thread", "cs => cs.map(c => c.dataset.pid)")
 
 
 def source_shows(page: Page, name: str, line: int) -> None:
@@ -618,4 +878,304 @@ def test_hang_banner_names_the_thread_holding_the_exit(hang_child: Child, tab: T
     assert page.evaluate("document.body.dataset.state") in states
     assert hang_child.proc.poll() is None
     page.screenshot(path=str(BANNER_SHOT))
+    tab.assert_no_errors()
+
+
+# ---------------------------------------------------------------- child processes
+
+
+def test_single_process_program_has_no_process_panel(live_child: Child, tab: Tab) -> None:
+    page = tab.page
+    open_live(page, live_child)
+    page.locator("#threads .t-name", has_text="worker-blue").wait_for(timeout=WAIT_MS)
+    snap = live_child.snapshot()
+    assert [p["pid"] for p in snap["processes"]] == [snap["pid"]], snap["processes"]
+    assert page.is_hidden("#procs-panel")
+    assert page.is_hidden("#view-kv")
+    assert page.locator("#procs .proc").count() == 0
+    assert page.locator("#threads .t-proc:visible").count() == 0  # no process labels
+    assert page.evaluate("document.body.dataset.view") == "all"
+    assert "#" not in page.url
+    tab.assert_no_errors()
+
+
+def test_process_panel_lists_the_children_as_a_tree(procs_child: Family, tab: Tab) -> None:
+    page, pids = tab.page, procs_child.pids
+    open_live(page, procs_child.child)
+    page.locator("#procs-panel").wait_for(state="visible", timeout=WAIT_MS)
+    for pid in pids.values():
+        proc_entry(page, pid).wait_for(timeout=WAIT_MS)
+    # "All processes" first and selected; then the main process; its children under it.
+    entries = page.eval_on_selector_all("#procs .proc", "bs => bs.map(b => b.dataset.pid)")
+    assert entries[:2] == ["all", str(pids["main"])], entries
+    everything = proc_entry(page, "all")
+    assert everything.locator(".p-name").inner_text() == "All processes (combined)"
+    assert "selected" in (everything.get_attribute("class") or "").split()
+    assert everything.get_attribute("aria-current") == "true"
+    assert page.evaluate("document.body.dataset.view") == "all"
+    assert page.text_content("#view") == "all processes"
+    # Every process the monitor lists has an entry, and only those (the spawn context's
+    # resource_tracker may show up a moment after the rest).
+    deadline = time.monotonic() + 10
+    while True:
+        snap = procs_child.child.snapshot()
+        listed = {p["pid"]: p for p in snap["processes"]}
+        entries = page.eval_on_selector_all("#procs .proc", "bs => bs.map(b => b.dataset.pid)")
+        if set(entries[1:]) == {str(pid) for pid in listed} or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert snap["view"] == "combined"
+    assert set(pids.values()) <= set(listed), (pids, listed)
+    assert set(entries[1:]) == {str(pid) for pid in listed}, (entries, listed)
+    main = proc_entry(page, pids["main"])
+    assert (main.get_attribute("data-depth"), main.locator(".p-name").inner_text()) == ("0", "main")
+    x_main = main.locator(".p-name").bounding_box()
+    for key in ("spawn", "fork", "quitter", "sleeper", "middle", "html", "victim"):
+        entry = proc_entry(page, pids[key])
+        assert listed[pids[key]]["ppid"] == pids["main"], listed[pids[key]]
+        assert entry.get_attribute("data-depth") == "1", key
+        assert entry.locator(".p-pid").inner_text() == f"pid {pids[key]}"
+        x = entry.locator(".p-name").bounding_box()
+        assert x is not None and x_main is not None and x["x"] > x_main["x"] + 8, key  # indented
+        argv = listed[pids[key]]["argv"]
+        cmd = entry.locator(".p-cmd")
+        assert cmd.inner_text().startswith(Path(argv[0]).name + " "), (key, cmd.inner_text())
+        assert cmd.get_attribute("title") == shlex.join(argv), key  # the whole command line
+    # A grandchild goes under its parent, one level deeper.
+    grand = [p for p in listed.values() if p["ppid"] == pids["middle"]]
+    assert [p["name"] for p in grand] == ["grandchild"], grand
+    at = entries.index(str(pids["middle"]))
+    assert entries[at + 1] == str(grand[0]["pid"]), entries
+    entry = proc_entry(page, grand[0]["pid"])
+    assert entry.get_attribute("data-depth") == "2"
+    x_mid = proc_entry(page, pids["middle"]).locator(".p-name").bounding_box()
+    x_grand = entry.locator(".p-name").bounding_box()
+    assert x_mid is not None and x_grand is not None and x_grand["x"] > x_mid["x"] + 8
+
+    # Names, start methods, states: what the monitor says, as the page says it.
+    for key, name, method in [("spawn", "spinner-spawn", "spawn"), ("fork", "spinner-fork", "fork"),
+                              ("quitter", "quitter", "fork"), ("sleeper", "sleeper", "fork"),
+                              ("middle", "middle", "fork"), ("html", "subprocess", ""),
+                              ("victim", "subprocess", "")]:
+        info = listed[pids[key]]
+        assert (info["name"] or info["method"], info["method"] if info["name"] else "") == \
+            (name, method), info
+        entry = proc_entry(page, pids[key])
+        assert entry.locator(".p-name").inner_text() == name
+        assert entry.locator(".p-method").text_content() == method
+    states = {"spawn": "running", "fork": "running", "html": "running", "quitter": "exited 3",
+              "sleeper": "terminated (SIGTERM)", "victim": "killed (SIGKILL)"}
+    for key, text in states.items():
+        wait_texts(page, f'#procs .proc[data-pid="{pids[key]}"] .p-state', [text])
+    snap = procs_child.child.snapshot()
+    listed = {p["pid"]: p for p in snap["processes"]}
+    assert [listed[pids["quitter"]][k] for k in ("state", "exit_code")] == ["exited", 3]
+    assert [listed[pids["sleeper"]][k] for k in ("exit_code", "exit_how")] == [-15, "SIGTERM"]
+    assert [listed[pids["victim"]][k] for k in ("state", "exit_code")] == ["killed", -9]
+    assert "exit code -9" in (proc_entry(page, pids["victim"]).locator(".p-state")
+                              .get_attribute("title") or "")
+    # The spinning children use CPU, and the page shows how much.
+    for key in ("spawn", "fork"):
+        page.wait_for_function(
+            "(sel) => /^[0-9.]+%$/.test(document.querySelector(sel).textContent)",
+            arg=f'#procs .proc[data-pid="{pids[key]}"] .p-cpu', timeout=WAIT_MS)
+    assert proc_entry(page, pids["quitter"]).locator(".p-cpu").text_content() == ""
+    shown = page.eval_on_selector_all("#procs .proc[data-state]",
+                                      "bs => bs.map(b => b.dataset.state)")
+    assert page.text_content("#procs-count") == \
+        f"{len(shown)} · {shown.count('running')} running", shown
+    tab.assert_no_errors()
+
+
+def test_selecting_a_child_shows_its_own_heat_and_threads(procs_child: Family, tab: Tab) -> None:
+    page, pids = tab.page, procs_child.pids
+    child_hot, main_hot = procs_child.line_of("# CHILD-HOT"), procs_child.line_of("# MAIN-HOT")
+    spawn = pids["spawn"]
+    open_live(page, procs_child.child)
+    # All processes: both hot lines.
+    wait_hot(page, child_hot)
+    wait_hot(page, main_hot)
+
+    proc_entry(page, spawn).click()
+    wait_view(page, spawn)
+    assert page.evaluate("location.hash") == f"#pid={spawn}"
+    assert proc_entry(page, "all").get_attribute("aria-current") is None
+    assert page.text_content("#view") == f"pid {spawn} · spinner-spawn"
+    assert page.text_content("#pid") == str(spawn)
+    # Its own heat: its hot line, not the main process's.
+    page.wait_for_function(
+        """([hot, cold]) => {
+            const h = document.querySelector(hot), c = document.querySelector(cold);
+            return !!h && !!c && h.classList.contains('hot') && !c.classList.contains('hot');
+        }""", arg=[row(child_hot), row(main_hot)], timeout=WAIT_MS)
+    assert page.text_content("#src-name") == "procs.py"
+    own = procs_child.child.snapshot(spawn)
+    assert (own["view"], own["pid"]) == ("process", spawn)
+    # Its own threads, and only those: the cards are the ones the monitor lists for it.
+    want = sorted(str(t["ident"]) for t in own["threads"])
+    page.wait_for_function(
+        """(want) => {
+            const cs = Array.from(document.querySelectorAll('#threads .thread'));
+            return JSON.stringify(cs.map(c => c.dataset.ident).sort()) === JSON.stringify(want);
+        }""", arg=want, timeout=WAIT_MS)
+    assert set(card_pids(page)) == {str(spawn)}
+    main_card = page.locator("#threads .thread[data-main=true]")
+    assert main_card.locator(".t-name").inner_text() == "MainThread"
+    assert "spin" in main_card.locator(".frame.mon .fn").all_inner_texts()
+    assert page.locator("#threads .t-proc:visible").count() == 0  # one process: no labels
+
+    # A reload keeps the process shown (the hash), and the token cookie lets it in.
+    page.reload()
+    page.wait_for_function("() => document.body.dataset.state === 'live'", timeout=WAIT_MS)
+    wait_view(page, spawn)
+    assert page.evaluate("location.hash") == f"#pid={spawn}"
+    wait_hot(page, child_hot)
+    assert not hot_now(page, main_hot)
+
+    # Back to all processes, by mouse; then to the main process alone, by keyboard.
+    proc_entry(page, "all").click()
+    wait_view(page, "all")
+    assert page.evaluate("location.hash") == ""
+    wait_hot(page, main_hot)
+    page.focus('#procs .proc[data-pid="all"]')
+    page.keyboard.press("ArrowDown")
+    assert page.evaluate("document.activeElement.dataset.pid") == str(pids["main"])
+    page.keyboard.press("Enter")
+    wait_view(page, pids["main"])
+    page.wait_for_function(
+        """([hot, cold]) => {
+            const h = document.querySelector(hot), c = document.querySelector(cold);
+            return !!h && !!c && h.classList.contains('hot') && !c.classList.contains('hot');
+        }""", arg=[row(main_hot), row(child_hot)], timeout=WAIT_MS)
+    page.wait_for_function(
+        "(pid) => Array.from(document.querySelectorAll('#threads .thread'))"
+        ".every(c => c.dataset.pid === pid)", arg=str(pids["main"]), timeout=WAIT_MS)
+    assert page.text_content("#view") == f"pid {pids['main']} · main"
+    tab.assert_no_errors()
+
+
+def test_combined_view_labels_threads_with_their_process(procs_child: Family, tab: Tab) -> None:
+    page, pids = tab.page, procs_child.pids
+    open_live(page, procs_child.child)
+    wait_view(page, "all")
+    running = {str(pids[k]) for k in ("main", "spawn", "fork", "html")}
+    page.wait_for_function(
+        """(want) => {
+            const got = new Set(Array.from(document.querySelectorAll('#threads .thread'),
+                                           c => c.dataset.pid));
+            return want.every(p => got.has(p));
+        }""", arg=sorted(running), timeout=WAIT_MS)
+    snap = procs_child.child.snapshot()
+    assert {str(t["pid"]) for t in snap["threads"]} >= running
+    # Each card names its process: "pid N · name".
+    for key, name in [("spawn", "spinner-spawn"), ("fork", "spinner-fork"), ("html", "subprocess"),
+                      ("main", "main")]:
+        label = page.locator(f'#threads .thread[data-pid="{pids[key]}"] .t-proc').first
+        assert label.is_visible()
+        assert label.inner_text() == f"pid {pids[key]} · {name}"
+    # Grouped by process, in the panel's order, the main process first.
+    order = page.eval_on_selector_all("#procs .proc", "bs => bs.map(b => b.dataset.pid)")[1:]
+    seq = card_pids(page)
+    groups = [p for i, p in enumerate(seq) if i == 0 or seq[i - 1] != p]
+    assert len(groups) == len(set(groups)), seq  # each process's cards together
+    assert groups[0] == str(pids["main"]), seq
+    assert groups == [p for p in order if p in groups], (groups, order)
+    # fork copies the thread: the fork child's MainThread has the main one's ident.
+    main_ident = next(t["ident"] for t in snap["threads"]
+                      if t["pid"] == pids["main"] and t["main"])
+    assert any(t["pid"] == pids["fork"] and t["ident"] == main_ident for t in snap["threads"])
+    twins = page.locator(f'#threads .thread[data-ident="{main_ident}"]')
+    pids_of_twins = {twins.nth(i).get_attribute("data-pid") for i in range(twins.count())}
+    assert {str(pids["main"]), str(pids["fork"])} <= pids_of_twins
+    assert f"in {len(set(seq))} processes" in (page.text_content("#threads-count") or "")
+    # The threads of a process that has ended are its last report, not live ones.
+    gone = page.locator(f'#threads .thread[data-pid="{pids["quitter"]}"]')
+    reported = [t for t in snap["threads"] if t["pid"] == pids["quitter"]]
+    assert gone.count() == len(reported), reported
+    for i in range(len(reported)):
+        assert "proc-gone" in (gone.nth(i).get_attribute("class") or "").split()
+        assert gone.nth(i).locator(".badge-dead").inner_text() == "process exited 3"
+        assert gone.nth(i).locator(".t-cpu").text_content() == ""
+    tab.assert_no_errors()
+
+
+def test_hostile_command_line_is_shown_as_text(procs_child: Family, tab: Tab) -> None:
+    page, pids = tab.page, procs_child.pids
+    open_live(page, procs_child.child)
+    cmd = proc_entry(page, pids["html"]).locator(".p-cmd")
+    cmd.wait_for(timeout=WAIT_MS)
+    assert cmd.is_visible()
+    assert XSS_TAG in cmd.inner_text()
+    assert cmd.inner_text().startswith("python") and " -c " in cmd.inner_text()
+    assert XSS_CMD in (cmd.get_attribute("title") or "")
+    label = page.locator(f'#threads .thread[data-pid="{pids["html"]}"] .t-proc').first
+    label.wait_for(timeout=WAIT_MS)
+    assert XSS_CMD in (label.get_attribute("title") or "")
+    page.wait_for_timeout(1000)  # several live updates re-render the panel
+    assert page.evaluate("typeof window.__xss") == "undefined"
+    assert page.evaluate("document.querySelectorAll('img').length") == 0
+    # Shown on its own too, the command line stays text (header, banner-free).
+    proc_entry(page, pids["html"]).click()
+    wait_view(page, pids["html"])
+    page.wait_for_timeout(500)
+    assert page.evaluate("typeof window.__xss") == "undefined"
+    assert page.evaluate("document.querySelectorAll('img').length") == 0
+    tab.assert_no_errors()
+
+
+def test_screenshot_of_processes(procs_child: Family, tab: Tab) -> None:
+    page, pids = tab.page, procs_child.pids
+    open_live(page, procs_child.child)
+    wait_view(page, "all")
+    wait_hot(page, procs_child.line_of("# CHILD-HOT"))
+    wait_hot(page, procs_child.line_of("# MAIN-HOT"))
+    wait_texts(page, f'#procs .proc[data-pid="{pids["victim"]}"] .p-state', ["killed (SIGKILL)"])
+    page.locator(f'#threads .thread[data-pid="{pids["spawn"]}"]').first.wait_for(timeout=WAIT_MS)
+    page.wait_for_timeout(1500)  # a few more updates: bars settle, CPU figures appear
+    PROCS_SHOT.parent.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(PROCS_SHOT))
+    assert PROCS_SHOT.stat().st_size > 20_000
+    tab.assert_no_errors()
+
+
+def test_page_falls_back_to_all_processes(drop_child: Family, tab: Tab) -> None:
+    page, child = tab.page, drop_child.child
+    first = drop_child.pids["first"]
+    notice = page.locator("#procs-notice")
+    # A pid from an old URL that is not one of the program's: all processes, said so.
+    page.goto(child.url + "#pid=1")
+    page.wait_for_function("() => document.body.dataset.state === 'live'", timeout=WAIT_MS)
+    wait_view(page, "all")
+    assert notice.inner_text() == "process 1 is not listed (any more) — showing all processes"
+    assert page.evaluate("location.hash") == ""
+
+    proc_entry(page, first).click()
+    wait_view(page, first)
+    assert notice.is_hidden()
+    wait_texts(page, f'#procs .proc[data-pid="{first}"] .p-state', ["running"])
+    # It ends: the page keeps showing its last report, and the stream goes on.
+    (child.work.parent / "stop-first").touch()
+    wait_texts(page, f'#procs .proc[data-pid="{first}"] .p-state', ["exited 0"])
+    name = next(p["name"] for p in child.snapshot()["processes"] if p["pid"] == first)
+    assert name.startswith("ForkProcess-"), name
+    banner = page.locator("#banner")
+    banner.wait_for(state="visible", timeout=WAIT_MS)
+    assert banner.inner_text() == f"process {first} ({name}) exited 0 — showing its last report"
+    assert page.evaluate("document.body.dataset.state") == "live"
+    assert page.evaluate("location.hash") == f"#pid={first}"
+
+    # 100 more ended children push it out of the list: back to all processes.
+    (child.work.parent / "go").touch()
+    page.wait_for_function("() => document.body.dataset.view === 'all'", timeout=40_000)
+    wait_view(page, "all")
+    done = child.printed("dropped", timeout=20)
+    assert done["dropped"] is True and done["children"] >= 100, done
+    assert notice.is_visible()
+    assert notice.inner_text() == \
+        f"process {first} ({name}) is no longer listed — showing all processes"
+    assert page.evaluate("location.hash") == ""
+    assert proc_entry(page, first).count() == 0
+    assert first not in [p["pid"] for p in child.snapshot()["processes"]]
+    assert page.is_hidden("#banner")
+    assert page.evaluate("document.body.dataset.state") == "live"
     tab.assert_no_errors()

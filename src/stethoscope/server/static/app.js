@@ -6,6 +6,10 @@
  * text, notes) is inserted with textContent / createTextNode, never as HTML.
  * The source view of a file is built once; later snapshots only touch the rows
  * whose figures changed, so a 5,000-line file stays cheap to update.
+ *
+ * A program with child processes gets a process panel: "All processes" (the
+ * combined view, pid=all) or one process (pid=N). The choice lives in the URL
+ * hash (#pid=N) and in the pid parameter of every snapshot request.
  */
 (function () {
   'use strict';
@@ -25,8 +29,14 @@
     sources: new Map(),     // id -> Promise<source|null>
     views: new Map(),       // id -> view object (built DOM + last painted figures)
     fileEls: new Map(),     // id -> sidebar <li>
-    threadEls: new Map(),   // ident -> {el, sig}
-    expanded: new Set(),    // thread idents whose long stacks are unfolded
+    threadEls: new Map(),   // "pid:ident" -> {el, sig} (a forked child repeats idents)
+    expanded: new Set(),    // thread keys whose long stacks are unfolded
+    pid: 'all',             // the view asked for: 'all' (combined) or a pid, as a string
+    gen: 0,                 // bumped at each change of view: answers for an older one are dropped
+    snapGen: -1,            // the view generation of the picture shown
+    procEls: new Map(),     // 'all' or pid -> process panel entry
+    procs: new Map(),       // pid -> latest process info (names for notices)
+    noticeTimer: 0,
     notesSig: '',
     es: null,
     lastSnapAt: 0,
@@ -163,16 +173,37 @@
     return t;
   }
 
+  /* The process a thread or `now` entry belongs to: its pid field, or in a
+   * single-process view (pid null) the snapshot's own pid. */
+  function pidOf(snap, item) {
+    return String(item && item.pid != null ? item.pid : snap.pid);
+  }
+
+  function threadKey(snap, t) { return pidOf(snap, t) + ':' + t.ident; }
+
+  function isCombined(snap) { return !!snap && snap.view === 'combined' && procList(snap).length > 1; }
+
+  /* The `now` entries of processes still running: a process that has ended keeps
+   * its last report in the snapshot, but nothing in it executes any more. */
+  function liveNow(snap) {
+    var gone = endedPids(snap);
+    return (Array.isArray(snap.now) ? snap.now : []).filter(function (n) {
+      return n && n.file != null && !gone.has(pidOf(snap, n));
+    });
+  }
+
   function nowByFile(snap) {
     var m = new Map();
     var names = new Map();
-    (snap.threads || []).forEach(function (t) { names.set(t.ident, t.name); });
-    (snap.now || []).forEach(function (n) {
-      if (!n || n.file == null) return;
+    var combined = isCombined(snap);
+    (snap.threads || []).forEach(function (t) { names.set(threadKey(snap, t), t.name); });
+    liveNow(snap).forEach(function (n) {
       var lines = m.get(n.file);
       if (!lines) { lines = new Map(); m.set(n.file, lines); }
       var who = lines.get(n.line) || [];
-      who.push(names.has(n.thread) ? String(names.get(n.thread)) : 'thread ' + n.thread);
+      var key = pidOf(snap, n) + ':' + n.thread;
+      who.push((names.has(key) ? String(names.get(key)) : 'thread ' + n.thread) +
+        (combined ? ' (pid ' + pidOf(snap, n) + ')' : ''));
       lines.set(n.line, who);
     });
     return m;
@@ -194,6 +225,10 @@
   function updateBanner() {
     var b = $('banner');
     var text = '', cls = '';
+    // One process shown, and it has ended: its last report may still say its main
+    // thread finished, but nothing of it runs or is served any more.
+    var shown = S.snap && S.snap.view === 'process' && S.pid !== 'all' ? findProc(S.snap, S.snap.pid) : null;
+    var shownEnded = !!shown && shown.state !== 'running';
     if (S.state === 'ended') {
       text = 'program ended — showing the final picture';
       cls = 'banner-ended';
@@ -202,6 +237,10 @@
         ? 'disconnected — the monitor refused this page (open the URL with ?token=… that stethoscope printed)'
         : 'disconnected — lost contact with the monitor; showing the last data received';
       cls = 'banner-disconnected';
+    } else if (shownEnded) {
+      text = 'process ' + shown.pid + ' (' + procLabel(shown) + ') ' + procState(shown).text +
+        ' — showing its last report';
+      cls = 'banner-ended';
     } else if (S.snap && S.snap.state === 'main-finished') {
       var names = blockingNames(S.snap);
       text = names.length
@@ -216,10 +255,15 @@
     b.hidden = false;
   }
 
+  /* exit.blocking names threads of the snapshot's own process (the main one in
+   * the combined view); a child's thread may have the same ident. */
   function blockingNames(snap) {
     var ids = snap.exit && Array.isArray(snap.exit.blocking) ? snap.exit.blocking.map(String) : [];
+    var own = String(snap.pid);
     return ids.map(function (id) {
-      var t = (snap.threads || []).filter(function (x) { return String(x.ident) === id; })[0];
+      var t = (snap.threads || []).filter(function (x) {
+        return String(x.ident) === id && pidOf(snap, x) === own;
+      })[0];
       return t ? String(t.name) : 'thread ' + id;
     });
   }
@@ -251,8 +295,12 @@
     $('ch-pct').title = heatIsHits(snap) ? 'executions in the recent window'
       : "share of the program's recent sampled time spent on this line itself";
     var sel = S.selected && findFile(snap, S.selected);
+    var one = snap.view === 'process' && procList(snap).length > 1;
+    var p = one ? findProc(snap, snap.pid) : null;
+    $('view-kv').hidden = procList(snap).length <= 1;
+    setText($('view'), one ? 'pid ' + snap.pid + (p ? ' · ' + procLabel(p) : '') : 'all processes');
     document.title = 'stethoscope — ' + (sel ? sel.name + ' — ' : '') + basename(argv[0] || '') +
-      (snap.pid != null ? ' (pid ' + snap.pid + ')' : '');
+      (snap.pid != null ? ' (pid ' + snap.pid + (one ? ' only' : '') + ')' : '');
   }
 
   function renderNotes(snap) {
@@ -264,6 +312,304 @@
     ul.textContent = '';
     notes.forEach(function (n) { ul.appendChild(el('li', 'note', n)); });
     ul.hidden = notes.length === 0;
+  }
+
+  // ---------------------------------------------------------------- processes
+  //
+  // One entry per process, built once and updated in place (like thread cards),
+  // so an entry under the pointer or holding the focus is never replaced.
+
+  var SIGNALS = { 1: 'SIGHUP', 2: 'SIGINT', 3: 'SIGQUIT', 4: 'SIGILL', 5: 'SIGTRAP', 6: 'SIGABRT',
+    7: 'SIGBUS', 8: 'SIGFPE', 9: 'SIGKILL', 10: 'SIGUSR1', 11: 'SIGSEGV', 12: 'SIGUSR2',
+    13: 'SIGPIPE', 14: 'SIGALRM', 15: 'SIGTERM' };
+  var HOW = {
+    'return': 'its multiprocessing target returned or raised (exit code as multiprocessing reports it)',
+    exit: 'a normal interpreter exit',
+    'os._exit': 'it called os._exit()',
+    SIGTERM: 'it received SIGTERM',
+    vanished: 'it was gone without a final report (killed, e.g. by SIGKILL)'
+  };
+
+  function procList(snap) {
+    return snap && Array.isArray(snap.processes)
+      ? snap.processes.filter(function (p) { return p && p.pid != null; }) : [];
+  }
+
+  function findProc(snap, pid) {
+    var ps = procList(snap);
+    for (var i = 0; i < ps.length; i++) if (String(ps[i].pid) === String(pid)) return ps[i];
+    return null;
+  }
+
+  function endedPids(snap) {
+    var out = new Set();
+    procList(snap).forEach(function (p) { if (p.state !== 'running') out.add(String(p.pid)); });
+    return out;
+  }
+
+  function procLabel(p) {
+    if (p.name) return String(p.name);
+    return p.method === 'main' ? 'main' : String(p.method || 'process');
+  }
+
+  /* How a process stands: short text, a class, and what the monitor knows. */
+  function procState(p) {
+    var code = typeof p.exit_code === 'number' ? p.exit_code : null;
+    var how = String(p.exit_how || '');
+    var why = HOW[how] ? 'ended: ' + HOW[how] : '';
+    if (p.state === 'running') return { text: 'running', cls: 'ps-run', title: 'running' };
+    if (code !== null && code < 0) {
+      var sig = -code, name = SIGNALS[sig] || 'signal ' + sig;
+      var word = sig === 15 ? 'terminated' : sig === 2 ? 'interrupted' : 'killed';
+      return { text: word + ' (' + name + ')', cls: 'ps-killed',
+        title: (why || 'ended') + '\nexit code ' + code + ': ended by ' + name };
+    }
+    if (p.state === 'killed') {
+      return { text: 'killed', cls: 'ps-killed', title: (why || 'killed') + '; its exit status is not known' };
+    }
+    if (how === 'SIGTERM') return { text: 'terminated (SIGTERM)', cls: 'ps-killed', title: why };
+    var extra = how === 'os._exit' ? ' (os._exit)' : '';
+    if (code !== null) {
+      return { text: 'exited ' + code + extra, cls: code === 0 ? 'ps-ok' : 'ps-bad', title: why + '\nexit code ' + code };
+    }
+    if (p.state === 'exited') {
+      return { text: 'exited' + extra, cls: 'ps-ok', title: (why || 'exited') + '\nthe exit code is not known' };
+    }
+    return { text: String(p.state || '?'), cls: 'ps-ok', title: why };
+  }
+
+  // Quoted as a POSIX shell would need it (the rule of Python's shlex.quote).
+  function quoteArg(a) {
+    a = String(a);
+    if (a === '') return "''";
+    return /[^\w@%+=:,./-]/.test(a) ? "'" + a.replace(/'/g, "'\"'\"'") + "'" : a;
+  }
+
+  function fullCmd(argv) { return argv.map(quoteArg).join(' '); }
+
+  /* The command line with the interpreter's directory dropped and very long
+   * arguments cut; the whole of it goes into the tooltip. */
+  function shortCmd(argv) {
+    return argv.map(function (a, i) {
+      a = String(a);
+      if (i === 0) return quoteArg(basename(a) || a);
+      return quoteArg(a.length > 90 ? a.slice(0, 89) + '…' : a);
+    }).join(' ');
+  }
+
+  function cpuText(cpu) {
+    return typeof cpu === 'number' && isFinite(cpu) ? (cpu >= 10 ? cpu.toFixed(0) : cpu.toFixed(1)) + '%' : '';
+  }
+
+  /* Processes in tree order: each under its parent (ppid), children by start
+   * time as listed; one whose parent is not listed goes under the main process. */
+  function procTree(procs) {
+    if (!procs.length) return [];
+    var main = String(procs[0].pid);
+    var byPid = new Map(), kids = new Map(), out = [], seen = new Set();
+    procs.forEach(function (p) { byPid.set(String(p.pid), p); });
+    procs.forEach(function (p, i) {
+      if (i === 0) return;
+      var parent = String(p.ppid);
+      if (!byPid.has(parent) || parent === String(p.pid)) parent = main;
+      if (!kids.has(parent)) kids.set(parent, []);
+      kids.get(parent).push(p);
+    });
+    function walk(p, depth) {
+      var key = String(p.pid);
+      if (seen.has(key)) return;
+      seen.add(key);
+      out.push({ p: p, depth: depth });
+      (kids.get(key) || []).forEach(function (c) { walk(c, depth + 1); });
+    }
+    walk(procs[0], 0);
+    procs.forEach(function (p) { walk(p, 1); });   // parents that form a loop
+    return out;
+  }
+
+  function makeProcEl(key) {
+    var li = el('li', 'proc-item');
+    var b = li.appendChild(el('button', 'proc'));
+    b.type = 'button';
+    b.dataset.pid = key;
+    var top = b.appendChild(el('span', 'p-top'));
+    top.appendChild(el('span', 'p-dot'));
+    top.appendChild(el('span', 'p-name'));
+    top.appendChild(el('span', 'p-method'));
+    top.appendChild(el('span', 'p-pid'));
+    top.appendChild(el('span', 'p-cpu'));
+    var sub = b.appendChild(el('span', 'p-sub'));
+    sub.appendChild(el('span', 'p-state'));
+    sub.appendChild(el('span', 'p-cmd'));
+    return { li: li, btn: b };
+  }
+
+  function procEl(key) {
+    var rec = S.procEls.get(key);
+    if (!rec) { rec = makeProcEl(key); S.procEls.set(key, rec); }
+    return rec;
+  }
+
+  function fillAllEntry(rec, procs) {
+    var b = rec.btn, top = b.firstChild, sub = b.lastChild;
+    var running = procs.filter(function (p) { return p.state === 'running'; });
+    var cpu = running.reduce(function (acc, p) { return acc + (typeof p.cpu === 'number' ? p.cpu : 0); }, 0);
+    b.className = 'proc proc-all ps-run';
+    setText(top.children[1], 'All processes (combined)');
+    setText(top.children[2], '');
+    setText(top.children[3], '');
+    setText(top.children[4], running.length ? cpuText(cpu) : '');
+    top.children[4].title = 'CPU of the running processes together, in percent of one core';
+    setText(sub.firstChild, procs.length + ' processes · ' + running.length + ' running');
+    setText(sub.lastChild, '');
+    b.title = 'heat summed over every process; the threads of all of them';
+  }
+
+  function fillProc(rec, p, depth, snap) {
+    var b = rec.btn, top = b.firstChild, sub = b.lastChild;
+    var st = procState(p);
+    var argv = Array.isArray(p.argv) ? p.argv.map(String) : [];
+    b.className = 'proc ' + st.cls + (p.method === 'main' ? ' proc-main' : '');
+    b.dataset.depth = String(depth);
+    b.dataset.state = String(p.state || '');
+    b.style.setProperty('--depth', String(Math.min(depth, 8)));
+    var name = top.children[1];
+    setText(name, procLabel(p));
+    var up = p.started && snap.time ? ', up ' + duration(snap.time - p.started) : '';
+    name.title = procLabel(p) + ' — pid ' + p.pid + ', parent ' + p.ppid + ', started by ' + p.method + up +
+      '\nCPU time ' + (Number(p.cpu_seconds) || 0).toFixed(2) + ' s';
+    setText(top.children[2], p.name && p.method && p.method !== 'main' ? String(p.method) : '');
+    setText(top.children[3], 'pid ' + p.pid);
+    var cpu = top.children[4];
+    setText(cpu, p.state === 'running' ? cpuText(p.cpu) : '');
+    cpu.classList.toggle('busy', p.state === 'running' && typeof p.cpu === 'number' && p.cpu >= 50);
+    cpu.title = p.state === 'running' ? 'percent of one core over about the last second' : '';
+    var state = sub.firstChild;
+    setText(state, st.text);
+    state.title = st.title;
+    var cmd = sub.lastChild;
+    setText(cmd, shortCmd(argv));
+    cmd.title = fullCmd(argv);
+    b.removeAttribute('title');
+  }
+
+  function renderProcs(snap) {
+    var procs = procList(snap);
+    S.procs = new Map();
+    procs.forEach(function (p) { S.procs.set(String(p.pid), p); });
+    var multi = procs.length > 1;
+    document.body.classList.toggle('multi', multi);
+    $('procs-panel').hidden = !multi;
+    var keys = [];
+    if (multi) {
+      keys.push('all');
+      fillAllEntry(procEl('all'), procs);
+      procTree(procs).forEach(function (n) {
+        var key = String(n.p.pid);
+        keys.push(key);
+        fillProc(procEl(key), n.p, n.depth, snap);
+      });
+    }
+    var want = new Set(keys);
+    S.procEls.forEach(function (rec, key) {
+      if (!want.has(key)) { rec.li.remove(); S.procEls.delete(key); }
+    });
+    // Move only what is out of place: a moved button would lose the focus.
+    var ul = $('procs');
+    keys.forEach(function (key, i) {
+      var li = S.procEls.get(key).li;
+      if (ul.children[i] !== li) ul.insertBefore(li, ul.children[i] || null);
+    });
+    markSelectedProc();
+    var running = procs.filter(function (p) { return p.state === 'running'; }).length;
+    setText($('procs-count'), multi ? procs.length + (running < procs.length ? ' · ' + running + ' running' : '') : '');
+  }
+
+  function markSelectedProc() {
+    S.procEls.forEach(function (rec, key) {
+      var on = key === S.pid;
+      rec.btn.classList.toggle('selected', on);
+      if (on) rec.btn.setAttribute('aria-current', 'true'); else rec.btn.removeAttribute('aria-current');
+    });
+  }
+
+  function showProcNotice(text) {
+    var n = $('procs-notice');
+    setText(n, text);
+    n.hidden = false;
+    clearTimeout(S.noticeTimer);
+    S.noticeTimer = setTimeout(hideProcNotice, 20000);
+  }
+
+  function hideProcNotice() {
+    clearTimeout(S.noticeTimer);
+    $('procs-notice').hidden = true;
+  }
+
+  // The view in the URL hash: "#pid=1234"; other parts of the hash are kept as they are.
+  function hashParts() {
+    return location.hash.replace(/^#/, '').split('&').filter(function (x) { return x !== ''; });
+  }
+
+  function pidFromHash() {
+    var found = hashParts().filter(function (x) { return x.indexOf('pid=') === 0; })[0];
+    if (!found) return 'all';
+    var v = decodeURIComponent(found.slice(4));
+    return v === '' ? 'all' : v;
+  }
+
+  function writeHash(pid) {
+    var parts = hashParts().filter(function (x) { return x.indexOf('pid=') !== 0; });
+    if (pid !== 'all') parts.unshift('pid=' + encodeURIComponent(pid));
+    var h = parts.join('&');
+    if (location.hash.replace(/^#/, '') === h) return;
+    if (window.history && history.replaceState) {
+      history.replaceState(null, '', location.pathname + location.search + (h ? '#' + h : ''));
+    }
+  }
+
+  function viewUrl(path) { return path + '?pid=' + encodeURIComponent(S.pid); }
+
+  /* Show one process ('1234') or all of them ('all'): a new snapshot and a new
+   * event stream for that view; answers for the old view are dropped. */
+  function selectProcess(pid, opts) {
+    opts = opts || {};
+    pid = String(pid);
+    if (pid === S.pid && !opts.force) return;
+    if (S.state === 'ended') {
+      showProcNotice('the program has ended: only the final picture of ' +
+        (S.pid === 'all' ? 'all processes' : 'process ' + S.pid) + ' is left');
+      return;
+    }
+    S.pid = pid;
+    S.gen++;
+    writeHash(pid);
+    if (!opts.keep) hideProcNotice();
+    markSelectedProc();
+    S.threadsPending = null;
+    loadSnapshot();
+    connect();
+  }
+
+  /* The process shown is not (or no longer) one of the program's: back to all. */
+  function dropProcess(pid) {
+    if (S.pid !== pid) return;
+    var p = S.procs.get(pid);
+    showProcNotice(p
+      ? 'process ' + pid + ' (' + procLabel(p) + ') is no longer listed — showing all processes'
+      : 'process ' + pid + ' is not listed (any more) — showing all processes');
+    selectProcess('all', { keep: true });
+  }
+
+  /* The view the URL hash asks for, at load and when the hash is edited. */
+  function followHash() {
+    var pid = pidFromHash();
+    if (pid !== 'all' && !/^[0-9]{1,9}$/.test(pid)) {
+      writeHash('all');
+      showProcNotice('"' + pid + '" is not a process id — showing all processes');
+      pid = 'all';
+    }
+    return pid;
   }
 
   // ---------------------------------------------------------------- files sidebar
@@ -811,6 +1157,7 @@
     head.appendChild(el('span', 't-name'));
     head.appendChild(el('span', 't-badges'));
     head.appendChild(el('span', 't-id'));
+    head.appendChild(el('span', 't-proc'));
     var st = card.appendChild(el('div', 't-state'));
     st.appendChild(el('span', 't-dot'));
     st.appendChild(el('span', 't-state-text'));
@@ -824,7 +1171,7 @@
     var made = card.appendChild(el('details', 't-created'));
     made.appendChild(el('summary', 't-created-sum'));
     made.appendChild(el('ol', 'stack'));
-    return { el: card, badgeSig: '', hintSig: '', createdSig: '' };
+    return { el: card, badgeSig: '', hintSig: '', createdSig: '', procSig: '' };
   }
 
   function badge(cls, text, title) {
@@ -833,13 +1180,18 @@
     return b;
   }
 
-  function fillThread(rec, t, snap, blocking) {
+  /* `proc`: the thread's process (when listed); `combined`: label the card with it. */
+  function fillThread(rec, t, snap, blocking, proc, combined) {
     var card = rec.el;
-    var key = String(t.ident);
-    var ended = t.alive === false || t.kind === 'ended';
+    var key = threadKey(snap, t);
+    // A process that has ended left its last report: its threads no longer run.
+    var procGone = !!proc && proc.state !== 'running';
+    var ended = t.alive === false || t.kind === 'ended' || procGone;
     card.className = 'thread' + (t.main ? ' main' : '') + (t.daemon ? ' daemon' : ' nondaemon') +
-      (ended ? ' dead' : '') + (blocking ? ' blocking' : '');
-    card.dataset.ident = key;
+      (ended ? ' dead' : '') + (blocking ? ' blocking' : '') + (procGone ? ' proc-gone' : '');
+    card.dataset.ident = String(t.ident);
+    card.dataset.pid = pidOf(snap, t);
+    card.dataset.key = key;
     card.dataset.daemon = String(!!t.daemon);
     card.dataset.main = String(!!t.main);
     if (t.kind) card.dataset.kind = String(t.kind); else delete card.dataset.kind;
@@ -849,7 +1201,17 @@
     setText(name, t.name != null ? t.name : '?');
     name.title = String(t.name);
 
-    var badgeSig = [t.main, t.daemon, t.daemon_inherited, ended, blocking].join();
+    var procEnd = procGone ? procState(proc).text : '';
+    var pLabel = head.children[3];
+    var procSig = combined && proc ? 'pid ' + proc.pid + ' · ' + procLabel(proc) : (combined ? 'pid ' + pidOf(snap, t) : '');
+    if (procSig !== rec.procSig) {
+      rec.procSig = procSig;
+      setText(pLabel, procSig);
+      pLabel.title = proc ? fullCmd(Array.isArray(proc.argv) ? proc.argv.map(String) : []) : '';
+    }
+    pLabel.hidden = !procSig;
+
+    var badgeSig = [t.main, t.daemon, t.daemon_inherited, ended, blocking, procEnd].join();
     if (badgeSig !== rec.badgeSig) {
       rec.badgeSig = badgeSig;
       var badges = head.children[1];
@@ -861,7 +1223,9 @@
           : (t.main ? '' : 'the interpreter waits for this thread before it exits')));
       if (blocking) badges.appendChild(badge('badge-blocking', 'holds exit',
         'the main thread has finished; this thread keeps the process alive'));
-      if (ended) badges.appendChild(badge('badge-dead', 'ended'));
+      if (procGone) badges.appendChild(badge('badge-dead', 'process ' + procEnd,
+        'the process has ended: this is its last report'));
+      else if (ended) badges.appendChild(badge('badge-dead', 'ended'));
     }
 
     var cpu = card.children[1].children[3];
@@ -874,12 +1238,13 @@
     tid.title = 'ident ' + t.ident + (t.native_id != null ? ', native id ' + t.native_id : '');
 
     var st = card.children[1];
-    var stateText = t.state || (ended ? 'ended' : '');
+    var stateText = procGone ? 'last seen: ' + (t.state || '?') : t.state || (ended ? 'ended' : '');
     st.hidden = !stateText && !hasCpu;
     st.className = 't-state ' + (KIND_CLASS[t.kind] || (ended ? 'k-ended' : 'k-wait'));
     setText(st.children[1], stateText);
     var age = '';
-    if (ended && t.ended && snap.time) age = 'ended ' + duration(snap.time - t.ended) + ' ago';
+    if (procGone) age = '';
+    else if (ended && t.ended && snap.time) age = 'ended ' + duration(snap.time - t.ended) + ' ago';
     else if (t.started && snap.time) age = 'up ' + duration(snap.time - t.started);
     setText(st.children[2], age);
 
@@ -904,7 +1269,7 @@
     empty.hidden = stack.length > 0 || ended;   // the state line already says it ended
     var more = card.children[5];
     more.hidden = stack.length <= STACK_FOLD + 2;
-    more.dataset.ident = key;
+    more.dataset.key = key;
     setText(more, open ? 'show fewer frames' : '… ' + (stack.length - STACK_FOLD) + ' more frames (outermost last)');
 
     var created = Array.isArray(t.created_at) ? t.created_at : [];
@@ -942,33 +1307,50 @@
   function renderThreads(snap) {
     var box = $('threads');
     var threads = Array.isArray(snap.threads) ? snap.threads.slice() : [];
+    var own = String(snap.pid);
     var blocking = new Set((snap.exit && Array.isArray(snap.exit.blocking) ? snap.exit.blocking : [])
-      .map(String));
+      .map(function (id) { return own + ':' + id; }));
+    var combined = isCombined(snap);
+    // In the combined view, grouped by process in the panel's order (main first).
+    var procOrder = new Map();
+    procTree(procList(snap)).forEach(function (n, i) { procOrder.set(String(n.p.pid), i); });
+    function group(t) {
+      var i = procOrder.get(pidOf(snap, t));
+      return i === undefined ? procOrder.size : i;
+    }
     // Main first, then threads holding the exit, then the monitor's order; ended last.
     function rank(t) {
       if (t.main) return 0;
-      if (blocking.has(String(t.ident))) return 1;
+      if (blocking.has(threadKey(snap, t))) return 1;
       return t.alive === false || t.kind === 'ended' ? 3 : 2;
     }
     threads = threads.map(function (t, i) { return { t: t, i: i }; })
-      .sort(function (a, b) { return rank(a.t) - rank(b.t) || a.i - b.i; })
+      .sort(function (a, b) {
+        return group(a.t) - group(b.t) || rank(a.t) - rank(b.t) || a.i - b.i;
+      })
       .map(function (x) { return x.t; });
-    var seen = new Set();
-    threads.forEach(function (t) {
-      var key = String(t.ident);
+    var seen = new Set(), keys = [], pids = new Set();
+    threads.forEach(function (t, i) {
+      var key = threadKey(snap, t);
+      if (seen.has(key)) return;          // the same thread twice: show it once
       seen.add(key);
+      keys.push(key);
       var rec = S.threadEls.get(key);
       if (!rec) { rec = makeThreadCard(); S.threadEls.set(key, rec); }
-      fillThread(rec, t, snap, blocking.has(key));
+      var pid = pidOf(snap, t);
+      fillThread(rec, t, snap, blocking.has(key), findProc(snap, pid), combined);
+      rec.el.classList.toggle('group-start', combined && !pids.has(pid) && i > 0);
+      pids.add(pid);
     });
     S.threadEls.forEach(function (rec, key) {
       if (!seen.has(key)) { rec.el.remove(); S.threadEls.delete(key); }
     });
-    var cur = box.children, same = cur.length === threads.length;
-    for (var i = 0; same && i < threads.length; i++) same = cur[i].dataset.ident === String(threads[i].ident);
-    if (!same) threads.forEach(function (t) { box.appendChild(S.threadEls.get(String(t.ident)).el); });
+    var cur = box.children, same = cur.length === keys.length;
+    for (var i = 0; same && i < keys.length; i++) same = cur[i].dataset.key === keys[i];
+    if (!same) keys.forEach(function (key) { box.appendChild(S.threadEls.get(key).el); });
     var nd = threads.filter(function (t) { return !t.daemon && !t.main && t.alive !== false; }).length;
-    setText($('threads-count'), threads.length + (nd ? ' · ' + nd + ' non-daemon' : '') +
+    setText($('threads-count'), keys.length + (combined ? ' in ' + pids.size + ' processes' : '') +
+      (nd ? ' · ' + nd + ' non-daemon' : '') +
       (blocking.size ? ' · ' + blocking.size + ' holding exit' : ''));
   }
 
@@ -976,17 +1358,30 @@
 
   function applySnapshot(snap) {
     if (!snap || typeof snap !== 'object') return;
+    var procs = procList(snap);
+    if (S.pid !== 'all' && (snap.view === 'combined' || (procs.length && !findProc(snap, S.pid)))) {
+      // The process shown dropped out of the list (the newest 100 ended ones stay):
+      // the stream has fallen back to the combined view already.
+      dropProcess(S.pid);                 // names it from the list it was last in
+      if (procs.length) renderProcs(snap);
+      return;
+    }
+    var newView = S.snapGen !== S.gen;
+    S.snapGen = S.gen;
     S.snap = snap;
     S.lastSnapAt = Date.now();
+    document.body.dataset.view = S.pid;
     var nowMap = nowByFile(snap);
     renderHeader(snap);
     renderNotes(snap);
+    renderProcs(snap);
     renderFiles(snap, nowMap);
-    renderThreadsSoon(snap);
+    if (newView) renderThreads(snap); else renderThreadsSoon(snap);
     updateBanner();
     var files = Array.isArray(snap.files) ? snap.files : [];
-    if (!S.selected && files.length) {
-      selectFile(files[0].id, {});       // first load: the hottest file
+    if (files.length && (!S.selected || (newView && !findFile(snap, S.selected)))) {
+      // First load, or a process that never ran the file shown: its hottest file.
+      selectFile(files[0].id, {});
     } else if (S.selected) {
       var view = S.views.get(S.selected);
       if (view && view.root.parentNode === $('source')) updateView(view, snap, nowMap);
@@ -997,7 +1392,10 @@
         $('src-path').title = String(f.path || '');
       }
     }
-    if (snap.state === 'stopped' && S.state !== 'ended') endStream();
+    // A child that has ended says "stopped" in its own picture; only the program's
+    // own monitor stopping ends the stream.
+    var mine = snap.view !== 'process' || !procs.length || String(procs[0].pid) === String(snap.pid);
+    if (snap.state === 'stopped' && mine && S.state !== 'ended') endStream();
   }
 
   function parse(data) {
@@ -1013,8 +1411,11 @@
 
   function connect() {
     clearTimeout(S.retryTimer);
+    clearTimeout(S.giveUpTimer);
+    S.giveUpTimer = 0;
     if (S.es) S.es.close();
-    var es = new EventSource('/api/events');
+    // Same origin: the HttpOnly token cookie set by the page request goes along.
+    var es = new EventSource(viewUrl('/api/events'));
     S.es = es;
     es.addEventListener('snapshot', function (ev) {
       if (S.es !== es) return;
@@ -1037,6 +1438,17 @@
         // The browser gave up (HTTP error or wrong content type): check why, retry slowly.
         es.close();
         S.es = null;
+        if (S.pid !== 'all') {
+          // Perhaps only this process is unknown (404): then show all of them.
+          var pid = S.pid;
+          probe(function (status) {
+            if ((status === 404 || status === 400) && S.pid === pid) { dropProcess(pid); return; }
+            if (S.es || S.state === 'ended') return;
+            setState('disconnected');
+            S.retryTimer = setTimeout(connect, 5000);
+          });
+          return;
+        }
         probe();
         setState('disconnected');
         S.retryTimer = setTimeout(connect, 5000);
@@ -1052,11 +1464,28 @@
     };
   }
 
-  function probe() {
-    fetch('/api/snapshot', { credentials: 'same-origin', cache: 'no-store' }).then(function (r) {
+  function probe(then) {
+    fetch(viewUrl('/api/snapshot'), { credentials: 'same-origin', cache: 'no-store' }).then(function (r) {
       S.denied = r.status === 403;
+      if (then) then(r.status);
       if (S.state === 'disconnected') updateBanner();
-    }, function () { S.denied = false; });
+    }, function () {
+      S.denied = false;
+      if (then) then(0);
+    });
+  }
+
+  /* One snapshot of the current view, at once (the stream may beat it to it). */
+  function loadSnapshot() {
+    var gen = S.gen, pid = S.pid;
+    fetch(viewUrl('/api/snapshot'), { credentials: 'same-origin', cache: 'no-store' }).then(function (r) {
+      if (r.status === 403) { S.denied = true; }
+      if ((r.status === 404 || r.status === 400) && gen === S.gen) dropProcess(pid);
+      return r.ok ? r.json() : null;
+    }).then(function (snap) {
+      // The stream may already have delivered a newer picture of this view.
+      if (snap && gen === S.gen && S.snapGen !== gen) applySnapshot(snap);
+    }).catch(function () { /* the event stream reports connection problems */ });
   }
 
   function beat() {
@@ -1096,7 +1525,7 @@
     $('threads').addEventListener('click', function (ev) {
       var more = ev.target.closest('.more');
       if (more) {
-        var key = more.dataset.ident;
+        var key = more.dataset.key;
         if (S.expanded.has(key)) S.expanded.delete(key); else S.expanded.add(key);
         if (S.snap) renderThreads(S.threadsPending || S.snap);
         S.threadsPending = null;
@@ -1108,6 +1537,27 @@
     $('threads').addEventListener('mouseleave', function () { holdThreads(false); });
     $('threads').addEventListener('keydown', function (ev) {
       if ((ev.key === 'Enter' || ev.key === ' ') && onFrameActivate(ev.target)) ev.preventDefault();
+    });
+    $('procs').addEventListener('click', function (ev) {
+      var b = ev.target.closest('.proc');
+      if (b) selectProcess(b.dataset.pid);
+    });
+    $('procs').addEventListener('keydown', function (ev) {
+      var b = ev.target.closest('.proc');
+      if (!b) return;
+      var all = Array.prototype.slice.call($('procs').querySelectorAll('.proc'));
+      var i = all.indexOf(b), j = -1;
+      if (ev.key === 'ArrowDown') j = Math.min(all.length - 1, i + 1);
+      else if (ev.key === 'ArrowUp') j = Math.max(0, i - 1);
+      else if (ev.key === 'Home') j = 0;
+      else if (ev.key === 'End') j = all.length - 1;
+      if (j < 0) return;
+      ev.preventDefault();
+      all[j].focus();
+    });
+    window.addEventListener('hashchange', function () {
+      var pid = followHash();
+      if (pid !== S.pid) selectProcess(pid);
     });
     $('source').addEventListener('scroll', onSourceScroll, { passive: true });
     $('source').addEventListener('mouseover', function (ev) {
@@ -1148,7 +1598,7 @@
         if (view) scrollToLine(view, line, true);
         return;
       }
-      var first = (S.snap.now || []).filter(function (n) { return n && n.file != null; })[0];
+      var first = liveNow(S.snap)[0];
       if (first) selectFile(first.file, { line: first.line });
     });
   }
@@ -1169,14 +1619,27 @@
     wire();
     setState('connecting');
     setInterval(tick, 1000);
-    fetch('/api/snapshot', { credentials: 'same-origin', cache: 'no-store' }).then(function (r) {
-      if (r.status === 403) { S.denied = true; }
+    S.pid = followHash();         // a reload keeps the process shown
+    if (S.pid === 'all') { loadSnapshot(); connect(); return; }
+    // A process from an old URL may be gone: ask the combined picture, which lists
+    // every process, before asking for this one (no 404 to recover from).
+    var pid = S.pid, gen = S.gen;
+    fetch('/api/snapshot?pid=all', { credentials: 'same-origin', cache: 'no-store' }).then(function (r) {
       return r.ok ? r.json() : null;
     }).then(function (snap) {
-      // The stream may already have delivered a newer picture.
-      if (snap && !S.snap) applySnapshot(snap);
-    }).catch(function () { /* the event stream reports connection problems */ });
-    connect();
+      if (gen !== S.gen) return;
+      if (snap && procList(snap).length && !findProc(snap, pid)) {
+        renderProcs(snap);
+        dropProcess(pid);
+        return;
+      }
+      loadSnapshot();
+      connect();
+    }).catch(function () {
+      if (gen !== S.gen) return;
+      loadSnapshot();
+      connect();
+    });
   }
 
   if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', start);
