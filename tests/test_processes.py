@@ -14,6 +14,7 @@ import pytest
 from stethoscope.model import (
     ChildReport,
     FileHeat,
+    NowLine,
     ProcessInfo,
     ProcessTable,
     ReportError,
@@ -226,3 +227,25 @@ def test_reports_arriving_from_many_threads_at_once_are_all_taken() -> None:
         combined = mon.snapshot("all")
         assert len(combined.processes) == 21
         assert combined.file("f1").lines[0][2] == sum(500000 + i for i in range(20))  # type: ignore[union-attr]
+
+
+def test_the_final_report_wins_over_a_later_numbered_periodic_one() -> None:
+    # The reporter thread numbered its report after the exiting thread numbered the
+    # final one, and its report arrived first.
+    table = ProcessTable(own_pid=1)
+    assert table.accept(report(5, {3: 10}, seq=6), NOW)
+    assert table.accept(report(5, {3: 11}, seq=5, final=True), NOW)
+    assert table.infos()[0].state == "exited"
+    assert not table.accept(report(5, {3: 12}, seq=7), NOW)
+
+
+def test_an_ended_process_shows_its_threads_ended_and_nothing_running() -> None:
+    table = ProcessTable(own_pid=1)
+    child = report(5, {3: 10}, final=True)
+    child = replace(child, snapshot=replace(child.snapshot, now=(NowLine("f1", 3, 7),)))
+    table.accept(child, NOW)
+    combined = combine(snap(1, {}), table, [info(1), *table.infos()])
+    (thread,) = [t for t in combined.threads if t.pid == 5]
+    assert (thread.alive, thread.kind, thread.stack) == (False, "ended", ())
+    assert [n.pid for n in combined.now] == []
+    assert combined.file("f1").lines[0][2] == 10  # type: ignore[union-attr]  # heat stays

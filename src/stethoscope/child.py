@@ -83,9 +83,10 @@ class ChildMonitor(Monitor):
 
     # -- reports -----------------------------------------------------------------
 
-    def process_info(self) -> ProcessInfo:
+    def process_info(self, final: bool = True) -> ProcessInfo:
+        """This process; "exited" only in the final report, which says how."""
         info = super().process_info()
-        if self._exit is None:
+        if self._exit is None or not final:
             return info
         how, code = self._exit
         return replace(info, state="exited", exit_how=how, exit_code=code, cpu=None)
@@ -106,7 +107,7 @@ class ChildMonitor(Monitor):
                 continue
             if len(text) <= MAX_SOURCE_CHARS:
                 sources.append((f.id, f.path, text))
-        report = ChildReport(self._instance, seq, final, self.process_info(), snapshot,
+        report = ChildReport(self._instance, seq, final, self.process_info(final), snapshot,
                              tuple(sources))
         sent = [fid for fid, _, _ in sources]
         return report.to_json(), lambda: self._sent_sources.update(sent)

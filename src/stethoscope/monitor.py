@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import _compat
 from .collectors import Collector, CollectorUnavailable
-from .collectors.children import ChildWatch
+from .collectors.children import ChildWatch, process_started
 from .collectors.counting import ThreadCounters
 from .collectors.cputime import ProcessCPU
 from .collectors.exitwatch import MainFinishedHook
@@ -77,7 +77,7 @@ class Monitor:
         self._hang_reported = False
         self._previous_dump_handler: Any = None
         self._process = ProcessInfo(os.getpid(), os.getppid(), _argv(), "", "main",
-                                    self._started, "running")
+                                    process_started(), "running")
         self._cpu = ProcessCPU()
         self.children = ProcessTable(os.getpid()) if config.processes else None
         self._child_watch = ChildWatch(self.children) if self.children is not None else None

@@ -118,8 +118,10 @@ class ProcessTable:
             raise ReportError("a report from the monitored process itself")
         with self._lock:
             known = self._children.get(pid)
+            # The final report wins even over a later-numbered periodic one that a
+            # thread was sending while the process exited.
             if known is not None and known.instance == report.instance and (
-                    known.final or report.seq <= known.seq):
+                    known.final or (report.seq <= known.seq and not report.final)):
                 return False
             info = replace(report.process, last_report=now)
             self._children[pid] = _Child(report.instance, report.seq, report.final, info,
@@ -187,7 +189,9 @@ def combine(own: Snapshot, table: ProcessTable, processes: Sequence[ProcessInfo]
     their pid. A child's recent heat counts only while its report is recent."""
     rows: dict[str, dict[int, list[int]]] = {}
     paths: dict[str, str] = {}
-    snapshots = [own, *table.snapshots()]
+    ended = {p.pid: p for p in processes if p.state != "running"}
+    snapshots = [own, *(_ended(s, ended[s.pid]) if s.pid in ended else s
+                        for s in table.snapshots())]
     for snap in snapshots:
         stale = own.time - snap.time > snap.window
         for f in snap.files:
@@ -218,6 +222,16 @@ def combine(own: Snapshot, table: ProcessTable, processes: Sequence[ProcessInfo]
         processes=tuple(processes),
         view="combined",
     )
+
+
+def _ended(snap: Snapshot, info: ProcessInfo) -> Snapshot:
+    """A process that has ended: its threads ended with it, nothing runs now."""
+    when = info.last_report or snap.time
+    threads = tuple(
+        replace(t, alive=False, stack=(), kind="ended", state="ended with its process",
+                cpu=None, ended=t.ended or when, hints=())
+        for t in snap.threads)
+    return replace(snap, threads=threads, now=())
 
 
 def _row(line: int, acc: list[int]) -> LineRow:
