@@ -100,12 +100,6 @@ def test_keyboard_interrupt_ends_the_process_as_python_does(project: Path) -> No
     assert _strip_monitor_lines(monitored.stderr) == plain.stderr
 
 
-@pytest.mark.xfail(
-    (3, 12, 0) <= sys.version_info[:3] < (3, 12, 3), strict=False,
-    reason="known bug, not fixed: on CPython 3.12.1 a spawn Pool under the 100 Hz sampler "
-           "segfaults in about 1 run in 10 ('deallocated BytesIO object has exported "
-           "buffers'); root cause not found (see README, known limitations)",
-)
 def test_multiprocessing_spawn_finds_the_main_module(project: Path) -> None:
     (project / "pool.py").write_text(textwrap.dedent("""
         import multiprocessing as mp

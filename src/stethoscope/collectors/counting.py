@@ -64,7 +64,9 @@ class ThreadCounters:
         # from the later list has ended and cannot count any more.
         with self._lock:
             entries = list(self._live.items())
-        alive = sys._current_frames().keys()
+        # The idents only: a keys view would keep the dict, and with it this very
+        # frame, alive in a reference cycle (see Sampler._tick).
+        alive = set(sys._current_frames())
         deltas: dict[tuple[str, int], int] = {}
         resolve = self._resolver
         codes = self.codes

@@ -73,11 +73,13 @@ class MonitoringTracer:
         mon.register_callback(tool, mon.events.PY_START, self._on_start)
         mon.register_callback(tool, mon.events.LINE, self._make_line_callback())
         mon.set_events(tool, mon.events.PY_START)
+        top: FrameType | None = None
         for top in sys._current_frames().values():
             frame: FrameType | None = top
             while frame is not None:
                 self._arm(frame.f_code)
                 frame = frame.f_back
+        top = None  # it ended on this very frame: no reference cycle (see Sampler._tick)
 
     def _arm(self, code: CodeType) -> None:
         if id(code) in self._armed or self._tool is None:

@@ -135,6 +135,14 @@ class Sampler:
         now_lines: list[NowLine] = []
         refreshed = False
         frames = sys._current_frames()
+        # Drop our own entry first: it is this very frame, whose locals hold
+        # ``frames``; keeping it makes a reference cycle that outlives the tick, with
+        # every thread's frame of that moment in it, for the cyclic GC to free (100
+        # cycles a second). On 3.12.0-3.12.2 the GC can crash freeing such a cycle
+        # when it holds a BytesIO.getbuffer() still in use, as multiprocessing's
+        # ForkingPickler.dumps makes: "SystemError: deallocated BytesIO object has
+        # exported buffers", then a segfault (CPython gh-111049 / gh-111211).
+        frames.pop(threading.get_ident(), None)
         for ident, top in frames.items():
             if ident in own:
                 continue

@@ -152,9 +152,11 @@ class SettraceTracer:
         self._caller = None
         # Local tracers do not check for stop (that would cost every line event):
         # take them off every frame of every thread instead.
+        top: FrameType | None = None
         for top in sys._current_frames().values():
             frame: FrameType | None = top
             while frame is not None:
                 if getattr(frame.f_trace, "stethoscope", False):
                     frame.f_trace = None
                 frame = frame.f_back
+        top = None  # it ended on this very frame: no reference cycle (see Sampler._tick)
