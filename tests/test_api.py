@@ -6,6 +6,7 @@ import socket
 import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -219,3 +220,29 @@ def test_snapshot_reports_mode_and_heat_kind() -> None:
         assert (snap.mode, snap.heat) == ("trace", "hits")
     with stethoscope.trace(port=0, quiet=True, mode="auto") as mon:
         assert mon.snapshot().mode == "sample"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_the_monitors_threads_block_the_programs_signals() -> None:
+    # The program's signals must reach the program's threads: a monitor thread that
+    # took SIGTERM would leave a main thread blocked without timeout unaware of it.
+    import signal
+    import urllib.request
+
+    with stethoscope.trace(port=0, quiet=True) as mon:
+        urllib.request.urlopen(mon.url.replace("/?", "/api/snapshot?"), timeout=5).read()
+        ours = [t for t in threading.enumerate() if t.name.startswith("stethoscope-")]
+        assert {t.name for t in ours} >= {"stethoscope-sampler", "stethoscope-server"}
+        checked = set()
+        for thread in ours:
+            try:
+                status = Path(f"/proc/self/task/{thread.native_id}/status").read_text()
+            except FileNotFoundError:
+                continue  # a request's handler thread that has just finished
+            blocked = int(status.split("SigBlk:")[1].split()[0], 16)
+            for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1, signal.SIGCHLD):
+                assert blocked & (1 << (signum - 1)), (thread.name, signum)
+            checked.add(thread.name)
+        assert {"stethoscope-sampler", "stethoscope-server"} <= checked
+        main = Path(f"/proc/self/task/{threading.main_thread().native_id}/status").read_text()
+        assert not int(main.split("SigBlk:")[1].split()[0], 16) & (1 << (signal.SIGTERM - 1))

@@ -588,3 +588,46 @@ def test_eight_busy_children_keep_the_page_live(tmp_path: Path) -> None:
     assert len(pids) == 8
     assert pids <= seen_running  # every child showed up while it ran
     assert len(latencies) >= 10 and max(latencies) < 2.0, latencies  # the page stayed live
+
+
+BLOCKED = '''
+import json, multiprocessing as mp, time
+import stethoscope
+
+def wait_on(lock, ready):
+    ready.set()
+    lock.acquire()  # no timeout: only a signal ends this wait
+
+if __name__ == "__main__":
+    stethoscope.trace(port=0, quiet=True)
+    ctx = mp.get_context("spawn")
+    lock, ready = ctx.Lock(), ctx.Event()
+    lock.acquire()
+    results = []
+    for _ in range(5):
+        p = ctx.Process(target=wait_on, args=(lock, ready))
+        p.start()
+        ready.wait(30)
+        ready.clear()
+        time.sleep(0.6)  # its monitor is up, sampling and reporting
+        began = time.monotonic()
+        p.terminate()
+        p.join(10)
+        results.append([p.exitcode, round(time.monotonic() - began, 2)])
+        if p.exitcode is None:
+            p.kill()
+            p.join()
+    print(json.dumps(results))
+'''
+
+
+def test_sigterm_ends_a_child_whose_main_thread_blocks_without_timeout(tmp_path: Path) -> None:
+    # The monitor's threads block every signal: else the kernel may hand SIGTERM to
+    # one of them, and a main thread waiting on a lock never runs the handler.
+    path = tmp_path / "blocked.py"
+    path.write_text(BLOCKED)
+    result = run_python([str(path)], cwd=tmp_path, timeout=120)
+    assert result.returncode == 0, result.stderr
+    results = json.loads(result.stdout)
+    assert [code for code, _ in results] == [-signal.SIGTERM] * 5, results
+    assert max(seconds for _, seconds in results) < 3, results

@@ -14,7 +14,7 @@ ALLOWED = {
     "_compat": set(),
     "config": {"files"},
     "collectors": {"model", "files", "config", "_compat"},
-    "server": {"model"},
+    "server": {"model", "_compat"},
     "render": {"model"},
 }
 

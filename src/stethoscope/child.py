@@ -30,7 +30,7 @@ class ChildMonitor(Monitor):
         self.link = link
         self._instance = os.urandom(8).hex()
         self._seq = 0
-        self._seq_lock = threading.Lock()
+        self._seq_lock = threading.RLock()  # the SIGTERM flush may interrupt a report
         self._sent_sources: set[str] = set()
         self._exit: tuple[str, int | None] | None = None
         super().__init__(link.config(), on_stop=on_stop)

@@ -62,7 +62,7 @@ class Monitor:
         self.store = Store(config.window)
         self._state: State = "running"
         self._started = time.time()
-        self._stop_lock = threading.Lock()
+        self._stop_lock = threading.RLock()  # a SIGTERM handler may stop() inside stop()
         self._stopped = threading.Event()
         self._end_requested = threading.Event()  # stop(), Ctrl+C or SIGTERM while serving on
         self._snapshot_lock = threading.Lock()

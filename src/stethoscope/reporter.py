@@ -17,6 +17,8 @@ import threading
 import time
 from collections.abc import Callable
 
+from ._compat import block_signals
+
 REPORT_EVERY = 0.5  # seconds between reports
 SEND_TIMEOUT = 2.0  # for the periodic reports
 FINAL_TIMEOUT = 0.2  # for the last one, all steps together
@@ -106,6 +108,7 @@ class Reporter:
         self._stop.set()  # the thread does not exist in a forked child
 
     def _run(self) -> None:
+        block_signals()
         # The first report leaves at once: the process shows up on the page as soon
         # as it starts, before it has any data.
         delay = 0.0

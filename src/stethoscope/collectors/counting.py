@@ -44,7 +44,9 @@ class ThreadCounters:
         # id -> code object for every code object a tracer counts; holding them
         # keeps each id unique for the monitor's lifetime.
         self.codes: dict[int, CodeType] = {}
-        self._lock = threading.Lock()  # guards _live against concurrent new threads
+        # Re-entrant: a signal handler that flushes (children) may fold while the
+        # same thread is inside new().
+        self._lock = threading.RLock()  # guards _live against concurrent new threads
         # serial -> (thread ident, live counts, copy at the last fold)
         self._live: dict[int, tuple[int, Counts, dict[int, dict[int, int]]]] = {}
         self._serial = 0

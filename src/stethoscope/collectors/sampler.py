@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable
 from types import FrameType
 
+from .._compat import block_signals
 from ..model import Store
 from ..model.snapshot import NowLine
 from .counting import is_own_thread
@@ -72,6 +73,7 @@ class Sampler:
             thread.join(timeout)
 
     def _run(self) -> None:
+        block_signals()
         next_publish = 0.0
         pending_self: dict[tuple[str, int], int] = {}
         pending_incl: dict[tuple[str, int], int] = {}

@@ -26,6 +26,7 @@ from importlib import resources
 from typing import Any, Protocol
 from urllib.parse import parse_qs, urlsplit
 
+from .._compat import block_signals
 from .errors import PortInUseError
 
 COOKIE = "stethoscope_token"
@@ -152,6 +153,7 @@ class Server:
         self._thread.start()
 
     def _serve(self) -> None:
+        block_signals()  # handler threads it starts inherit the mask
         httpd = self._httpd
         with selectors.DefaultSelector() as selector:
             selector.register(httpd.socket, selectors.EVENT_READ)
