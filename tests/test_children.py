@@ -631,3 +631,21 @@ def test_sigterm_ends_a_child_whose_main_thread_blocks_without_timeout(tmp_path:
     results = json.loads(result.stdout)
     assert [code for code, _ in results] == [-signal.SIGTERM] * 5, results
     assert max(seconds for _, seconds in results) < 3, results
+
+
+def test_a_custom_files_filter_says_what_children_show(tmp_path: Path) -> None:
+    path = tmp_path / "custom.py"
+    path.write_text(textwrap.dedent('''
+        import json, stethoscope
+        with stethoscope.trace(files=lambda path: True, port=0, quiet=True) as mon:
+            custom = mon.snapshot().notes
+        with stethoscope.trace(files=stethoscope.files.path_contains("x"), port=0,
+                               quiet=True) as mon:
+            known = mon.snapshot().notes
+        print(json.dumps([custom, known]))
+    '''))
+    result = run_python([str(path)], cwd=tmp_path, timeout=30)
+    assert result.returncode == 0, result.stderr
+    custom, known = json.loads(result.stdout)
+    assert any("child processes show files.user" in note for note in custom)
+    assert not any("child processes" in note for note in known)

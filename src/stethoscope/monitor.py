@@ -106,7 +106,12 @@ class Monitor:
         assert self.server is not None
         self.server.start()
         if self.children is not None:
-            self._env_set = ChildLink.of(config, self.server.port).to_env()
+            link = ChildLink.of(config, self.server.port)
+            if link.files is None:
+                self._note("child processes show files.user: a files filter of your own "
+                           "cannot be sent to them (files.path_contains and "
+                           "files.contains_regex can)")
+            self._env_set = link.to_env()
             os.environ[CHILD_ENV] = self._env_set
         atexit.register(self._at_exit)
         if not config.quiet:
