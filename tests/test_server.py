@@ -327,7 +327,8 @@ def test_end_event_says_stopped_even_when_stop_lands_mid_snapshot(
     monkeypatch.setattr(mon, "snapshot", slow_build)
     with open_stream(mon) as (sock, _, buf):
         buf, events, _ = read_events(sock, buf, time.monotonic() + 3, want=2)
-        assert len(events) == 2 and events[1]["event"] == "snapshot"
+        # retry, then one snapshot or more (the first leaves at once)
+        assert len(events) >= 2 and all(e["event"] == "snapshot" for e in events[1:]), events
         armed.set()
         assert building.wait(3)
         mon.stop()
