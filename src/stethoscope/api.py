@@ -8,6 +8,7 @@ import threading
 from typing import TextIO
 
 from .child import ChildMonitor
+from .collectors.children import fork_method, startup_method
 from .config import CHILD_ENV, ChildLink, Config, Mode, new_token
 from .files import FileFilter
 from .files import user as _user_files
@@ -152,8 +153,6 @@ def start_from_env() -> None:
         return  # a venv's lib64 -> lib symlink makes site run the .pth file twice
     _env_read = True
     try:
-        from .collectors.children import startup_method
-
         link = ChildLink.from_env(text)
         method, name = startup_method()
     except Exception as exc:
@@ -169,12 +168,8 @@ def _after_fork_in_child() -> None:
     if monitor is None or not monitor.running:
         return
     monitor.forget_after_fork()
-    if monitor.config.processes:
-        from .collectors.children import fork_method
-
-        link = monitor.link if isinstance(monitor, ChildMonitor) else \
-            ChildLink.of(monitor.config, monitor.server.port if monitor.server else 0)
-        start_child(link, fork_method(sys._getframe(1)))
+    if monitor.link is not None:
+        start_child(monitor.link, fork_method(sys._getframe(1)))
 
 
 def _install_fork_hook() -> None:

@@ -10,13 +10,14 @@ environment (stethoscope-children.pth).
 
 from __future__ import annotations
 
+import atexit
 import os
 import threading
 from collections.abc import Callable
 from dataclasses import replace
 
 from .collectors.children import ExitHooks
-from .config import ChildLink
+from .config import ChildLink, page_url
 from .model import ChildReport, ProcessInfo
 from .model.processes import MAX_SOURCE_CHARS
 from .monitor import Monitor, _say
@@ -25,6 +26,8 @@ from .reporter import Reporter
 
 
 class ChildMonitor(Monitor):
+    link: ChildLink  # always: it is how this monitor reports
+
     def __init__(self, link: ChildLink, method: str, name: str = "", *,
                  on_stop: Callable[[Monitor], None] | None = None) -> None:
         self.link = link
@@ -41,12 +44,9 @@ class ChildMonitor(Monitor):
         link = self.link
         self.reporter = Reporter(link.host, link.port, link.token, self._make_report,
                                  on_lost=self._lost, on_dropped=_say)
-        host = f"[{link.host}]" if ":" in link.host else link.host
-        return f"http://{host}:{link.port}/?token={link.token}"
+        return page_url(link.host, link.port, link.token)
 
     def start(self) -> ChildMonitor:
-        import atexit
-
         self._start_collectors()
         hooks = ExitHooks(self._finish, self._entered_bootstrap, on_fault=self._note)
         hooks.start()
@@ -95,7 +95,8 @@ class ChildMonitor(Monitor):
         with self._seq_lock:
             self._seq += 1
             seq = self._seq
-        self._cpu.read()
+        if final:  # the sampler, which reads it a few times a second, has stopped
+            self._cpu.read()
         snapshot = self.snapshot()
         sources = []
         for f in snapshot.files:

@@ -30,6 +30,15 @@ def new_token() -> str:
     return secrets.token_urlsafe(18)
 
 
+def url_host(host: str) -> str:
+    """The host as it appears in a URL or a Host header: IPv6 in brackets."""
+    return f"[{host}]" if ":" in host else host
+
+
+def page_url(host: str, port: int, token: str) -> str:
+    return f"http://{url_host(host)}:{port}/?token={token}"
+
+
 def is_loopback(host: str) -> bool:
     if host == "localhost":
         return True

@@ -22,14 +22,14 @@ from typing import TYPE_CHECKING, Any
 
 from . import _compat
 from .collectors import Collector, CollectorUnavailable
-from .collectors.children import ChildWatch, process_started
+from .collectors.children import ChildWatch, process_started, release_sigterm, take_sigterm
 from .collectors.counting import ThreadCounters
 from .collectors.cputime import ProcessCPU
 from .collectors.exitwatch import MainFinishedHook
 from .collectors.filters import Resolver
 from .collectors.sampler import Sampler
 from .collectors.threads import ThreadRegistry
-from .config import CHILD_ENV, DEFAULT_PORT, ChildLink, Config
+from .config import CHILD_ENV, DEFAULT_PORT, ChildLink, Config, page_url
 from .model import ChildReport, ProcessInfo, ProcessTable, ReportError, Snapshot, Store, combine
 from .model.snapshot import HeatKind, State
 from .render.source import read_source, render_source
@@ -55,6 +55,10 @@ def _say(message: str) -> None:
 
 
 class Monitor:
+    # What a child process needs to report to this program's monitor; set while
+    # children are followed (api.py's after-fork hook hands it to a forked child).
+    link: ChildLink | None = None
+
     def __init__(self, config: Config, *, on_stop: Callable[[Monitor], None] | None = None
                  ) -> None:
         self.config = config
@@ -66,7 +70,7 @@ class Monitor:
         self._stopped = threading.Event()
         self._end_requested = threading.Event()  # stop(), Ctrl+C or SIGTERM while serving on
         self._snapshot_lock = threading.Lock()
-        self._cached: dict[object, tuple[float, tuple[object, ...], bytes]] = {}
+        self._cached: dict[object, tuple[float, tuple[State, bool], bytes]] = {}  # by view
         self._sources: dict[str, bytes] = {}
         self.resolver = Resolver(config.files, self.store, on_error=self._note)
         self._counters = ThreadCounters(self.store, self.resolver)
@@ -93,8 +97,7 @@ class Monitor:
         port = DEFAULT_PORT if config.port is None else config.port
         self.server = Server(self, host=config.host, port=port, token=config.token,
                              fallback_port=config.port is None, loopback=config.loopback)
-        host = f"[{config.host}]" if ":" in config.host else config.host
-        return f"http://{host}:{self.server.port}/?token={config.token}"
+        return page_url(config.host, self.server.port, config.token)
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -106,7 +109,7 @@ class Monitor:
         assert self.server is not None
         self.server.start()
         if self.children is not None:
-            link = ChildLink.of(config, self.server.port)
+            self.link = link = ChildLink.of(config, self.server.port)
             if link.files is None:
                 self._note("child processes show files.user: a files filter of your own "
                            "cannot be sent to them (files.path_contains and "
@@ -193,7 +196,7 @@ class Monitor:
             # Everything that patched the interpreter; the sampler thread does not
             # exist in the child. No lock of ours is taken: another thread may have
             # held it at fork time.
-            if collector.name in ("sampler",):
+            if collector.name == "sampler":
                 continue
             with contextlib.suppress(Exception):
                 collector.stop()
@@ -228,15 +231,17 @@ class Monitor:
             return
         _say(f"the main thread has finished; still serving the final picture at {self.url} "
              f"(daemon=False). Press Ctrl+C or send SIGTERM to end.")
-        previous = _install_sigterm(self._end_requested.set)
+        def on_sigterm(signum: int, frame: FrameType | None) -> None:
+            self._end_requested.set()  # SIGTERM means "end now", if the program left it alone
+
+        take_sigterm(on_sigterm)
         try:
             while not self._end_requested.wait(0.2):
                 pass
         except KeyboardInterrupt:
             pass
         finally:
-            if previous is not None:
-                signal.signal(signal.SIGTERM, previous)
+            release_sigterm(on_sigterm)
         self.stop()
 
     def _periodic(self) -> None:
@@ -341,7 +346,7 @@ class Monitor:
             now = time.monotonic()
             # Keyed by what changes at exit too: a build that began before stop()
             # or before the hang report must not be served after it.
-            key = (self._state, self._hang_reported, view)
+            key = (self._state, self._hang_reported)
             cached = self._cached.get(view)
             if cached is not None and cached[1] == key and now - cached[0] < SNAPSHOT_MAX_AGE:
                 return cached[2]
@@ -379,16 +384,3 @@ class Monitor:
 def _argv() -> tuple[str, ...]:
     """The command line as the OS shows it (sys.argv is the script's own view)."""
     return tuple(getattr(sys, "orig_argv", sys.argv))
-
-
-def _install_sigterm(handler: Callable[[], None]) -> Any:
-    """While waiting at exit, SIGTERM means "end now", if the program left it alone."""
-    if threading.current_thread() is not threading.main_thread():
-        return None
-    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
-        return None
-
-    def on_sigterm(signum: int, frame: FrameType | None) -> None:
-        handler()
-
-    return signal.signal(signal.SIGTERM, on_sigterm)

@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable
 
 from ._compat import block_signals
+from .config import url_host
 
 REPORT_EVERY = 0.5  # seconds between reports
 SEND_TIMEOUT = 2.0  # for the periodic reports
@@ -47,8 +48,7 @@ def post(host: str, port: int, path: str, body: bytes, timeout: float,
             raise SendError("timed out")
         return left
 
-    name = f"[{host}]" if ":" in host else host
-    head = (f"POST {path} HTTP/1.0\r\nHost: {name}:{port}\r\n"
+    head = (f"POST {path} HTTP/1.0\r\nHost: {url_host(host)}:{port}\r\n"
             f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n").encode()
     # connect() to a numeric address, not create_connection(): getaddrinfo() imports
     # the idna codec on first use, and in a forked child an import lock may be held
@@ -87,7 +87,6 @@ class Reporter:
         self._make = make
         self._on_lost = on_lost
         self._on_dropped = on_dropped
-        self._why = ""
         self._stop = threading.Event()
         self._lost = False
         self._failures = 0
@@ -122,17 +121,18 @@ class Reporter:
         self._stop.set()
         if self._lost:
             return False
-        self._why = ""
         # Not waiting for the answer: a busy monitor reads the report later, and a
         # late final report still corrects a child it had marked as killed.
-        if self._send(True, FINAL_TIMEOUT, answer=False):
+        failure = self._send(True, FINAL_TIMEOUT, answer=False)
+        if failure is None:
             return True
-        if "refused" not in self._why:  # a monitor that has gone needs no news
+        if not self._lost:  # a monitor that has gone (or refused us) needs no news
             self._on_dropped(f"the final report of process {os.getpid()} was dropped: "
-                             f"{self._why}")
+                             f"{failure}")
         return False
 
-    def _send(self, final: bool, timeout: float, answer: bool = True) -> bool:
+    def _send(self, final: bool, timeout: float, answer: bool = True) -> str | None:
+        """Build and send one report: None when delivered, else why not."""
         try:
             body, delivered = self._make(final)
             status = post(self._host, self._port, self._path, body, timeout, answer)
@@ -144,18 +144,17 @@ class Reporter:
         if status in (0, 204):
             self._failures = 0
             delivered()
-            return True
+            return None
         if status == 403:
             self._failures = GIVE_UP_AFTER
         return self._failed(f"the monitor at {self._host}:{self._port} refused a report "
                             f"(HTTP {status})")
 
-    def _failed(self, why: str) -> bool:
-        self._why = why
+    def _failed(self, why: str) -> str:
         self._failures += 1
         if self._failures >= GIVE_UP_AFTER and not self._lost:
             self._lost = True
             self._stop.set()
             with contextlib.suppress(Exception):
                 self._on_lost(why)
-        return False
+        return why

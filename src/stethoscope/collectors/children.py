@@ -123,18 +123,12 @@ class ExitHooks:
         finally:
             self._flushing = False
         if self._sigterm_pending:  # it came during the flush: now die of it
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)
-            os.kill(os.getpid(), signal.SIGTERM)
+            _die_of_sigterm()
         self._uninstall_sigterm()
 
     # -- SIGTERM -----------------------------------------------------------------
 
     def _install_sigterm(self) -> None:
-        if threading.current_thread() is not threading.main_thread():
-            return
-        if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
-            return  # the program's own handler (or SIG_IGN) decides; leave it alone
-
         def on_sigterm(signum: int, frame: FrameType | None) -> None:
             if self._flushing and not self._sigterm_pending \
                     and time.monotonic() - self._flush_began < FLUSH_PATIENCE:
@@ -143,29 +137,49 @@ class ExitHooks:
                 # A second SIGTERM, or one after FLUSH_PATIENCE, kills at once.
                 self._sigterm_pending = True
                 return
-            if self._flushing:
-                signal.signal(signal.SIGTERM, signal.SIG_DFL)
-                os.kill(os.getpid(), signal.SIGTERM)
-                return
-            self._exit("SIGTERM", -signal.SIGTERM)
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)
-            os.kill(os.getpid(), signal.SIGTERM)  # die as the sender meant
+            if not self._flushing:
+                self._exit("SIGTERM", -signal.SIGTERM)
+            _die_of_sigterm()  # as the sender meant
 
-        self._sigterm_handler = on_sigterm
-        try:
-            signal.signal(signal.SIGTERM, on_sigterm)
-        except ValueError:
-            self._sigterm_handler = None
+        if take_sigterm(on_sigterm):
+            self._sigterm_handler = on_sigterm
 
     def _uninstall_sigterm(self) -> None:
         handler, self._sigterm_handler = self._sigterm_handler, None
-        if handler is None or threading.current_thread() is not threading.main_thread():
-            return
-        try:
-            if signal.getsignal(signal.SIGTERM) is handler:
-                signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        except ValueError:
-            pass
+        if handler is not None:
+            release_sigterm(handler)
+
+
+def take_sigterm(handler: Callable[[int, FrameType | None], Any]) -> bool:
+    """Handle SIGTERM with ``handler`` if the program left SIGTERM at its default
+    (a handler of the program's own, or SIG_IGN, decides for itself) and this is
+    the main thread, the only one that may set handlers. True if installed."""
+    if threading.current_thread() is not threading.main_thread():
+        return False
+    try:
+        if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+            return False
+        signal.signal(signal.SIGTERM, handler)
+    except ValueError:
+        return False
+    return True
+
+
+def release_sigterm(handler: Callable[[int, FrameType | None], Any]) -> None:
+    """SIGTERM back to its default, if ``handler`` is still the one installed."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    try:
+        if signal.getsignal(signal.SIGTERM) is handler:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    except ValueError:
+        pass
+
+
+def _die_of_sigterm() -> None:
+    """End the process by SIGTERM's default action, so its parent sees signal 15."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    os.kill(os.getpid(), signal.SIGTERM)
 
 
 def fork_method(frame: FrameType | None) -> str:

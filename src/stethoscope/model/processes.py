@@ -14,6 +14,7 @@ totals, so the combined totals never lose their counts.
 from __future__ import annotations
 
 import json
+import os
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
@@ -209,7 +210,7 @@ def combine(own: Snapshot, table: ProcessTable, processes: Sequence[ProcessInfo]
         for k, index in enumerate(_TOTALS):
             acc[index] += totals[k]
     files = [
-        FileHeat(fid, paths[fid], _basename(paths[fid]),
+        FileHeat(fid, paths[fid], os.path.basename(paths[fid]),
                  tuple(_row(line, acc) for line, acc in sorted(lines.items())))
         for fid, lines in rows.items()
     ]
@@ -236,10 +237,6 @@ def _ended(snap: Snapshot, info: ProcessInfo) -> Snapshot:
 
 def _row(line: int, acc: list[int]) -> LineRow:
     return (line, acc[1], acc[2], acc[3], acc[4], acc[5], acc[6])
-
-
-def _basename(path: str) -> str:
-    return path.replace("\\", "/").rsplit("/", 1)[-1]
 
 
 def _with_pid(snapshots: Iterable[Snapshot], items: Any) -> list[Any]:
