@@ -29,6 +29,7 @@ import json
 import os
 import re
 import shlex
+import signal
 import subprocess
 import sys
 import threading
@@ -274,9 +275,11 @@ The first child waits until the test creates "stop-first". Once the test creates
 "go", short children run one after another until the monitor no longer lists the
 first one (it keeps the newest 100 ended children).
 """
+import faulthandler
 import json
 import multiprocessing as mp
 import os
+import signal
 import time
 
 import stethoscope
@@ -307,6 +310,9 @@ def listed(mon, pid):
 
 
 def main():
+    # SIGUSR1 prints every thread's stack, here and in the forked children (they
+    # inherit it): a child that never ends, or this loop stuck, can be diagnosed.
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     mon = stethoscope.trace(port=0)
     ctx = mp.get_context("fork")
     a = ctx.Process(target=first, args=(os.getpid(),))
@@ -317,14 +323,22 @@ def main():
     print(json.dumps({"main": os.getpid(), "first": a.pid}), flush=True)
     until("go", os.getppid())
     a.join()
-    n = 0
+    n, hung = 0, None
     # A child whose only report is lost is never listed: count on the list, not on 100.
     while listed(mon, a.pid) and n < 400:
         p = ctx.Process(target=nothing)
         p.start()
-        p.join()
+        p.join(30)
+        if p.exitcode is None:  # it should take milliseconds: show where it is stuck
+            hung = p.pid
+            os.kill(p.pid, signal.SIGUSR1)
+            time.sleep(1)
+            p.kill()
+            p.join(5)
+            break
         n += 1
-    print(json.dumps({"children": n, "dropped": not listed(mon, a.pid)}), flush=True)
+    print(json.dumps({"children": n, "dropped": not listed(mon, a.pid), "hung": hung}),
+          flush=True)
     until("stop", os.getppid())
     stethoscope.stop()
 
@@ -473,6 +487,17 @@ class Family:
 
     def line_of(self, marker: str) -> int:
         return self.child.line_of(marker)
+
+    def wait(self, key: str, timeout: float) -> dict[str, Any]:
+        """What the program prints with `key`; if it does not come in time, its
+        threads' stacks (it registers faulthandler on SIGUSR1) join the failure."""
+        try:
+            return self.child.printed(key, timeout=timeout)
+        except AssertionError:
+            if self.child.proc.poll() is None:
+                self.child.proc.send_signal(signal.SIGUSR1)
+                time.sleep(1)
+            return self.child.printed(key, timeout=0)
 
 
 def _run_family(directory: Path, name: str, program: str, key: str) -> Iterator[Family]:
@@ -1166,10 +1191,11 @@ def test_page_falls_back_to_all_processes(drop_child: Family, tab: Tab) -> None:
 
     # 100 more ended children push it out of the list: back to all processes.
     (child.work.parent / "go").touch()
-    page.wait_for_function("() => document.body.dataset.view === 'all'", timeout=40_000)
-    wait_view(page, "all")
-    done = child.printed("dropped", timeout=20)
+    done = drop_child.wait("children", timeout=120)
+    assert done["hung"] is None, \
+        f"a forked child never ended; its stacks are in the stderr: {child.stderr}"
     assert done["dropped"] is True and done["children"] >= 100, done
+    wait_view(page, "all")
     assert notice.is_visible()
     assert notice.inner_text() == \
         f"process {first} ({name}) is no longer listed — showing all processes"
