@@ -430,15 +430,22 @@ def test_pool_terminate_flushes_busy_workers(tmp_path: Path) -> None:
             return 0
 
         if __name__ == "__main__":
+            def workers():
+                return [p for p in mon.snapshot("all").processes if "Worker" in p.name]
+
             mon = stethoscope.trace(port=0, quiet=True)
             pool = mp.get_context("spawn").Pool(2)
             pool.map_async(busy, range(2))
-            time.sleep(2.0)
+            # Both at work (a loaded machine may take seconds to spawn them), then
+            # one more report's worth of time.
+            deadline = time.monotonic() + 30
+            while len(workers()) < 2 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            time.sleep(0.6)
             pool.terminate()  # SIGTERM to workers in the middle of their work
             pool.join()
             time.sleep(1.0)
-            procs = [p for p in mon.snapshot("all").processes if "Worker" in p.name]
-            print(json.dumps([[p.state, p.exit_how, p.exit_code] for p in procs]))
+            print(json.dumps([[p.state, p.exit_how, p.exit_code] for p in workers()]))
             stethoscope.stop()
     '''))
     result = run_python([str(path)], cwd=tmp_path, timeout=60)
