@@ -111,7 +111,7 @@ def test_second_trace_is_a_clear_error_naming_the_running_url() -> None:
         ({"port": -1}, "port must be"),
         ({"port": 70000}, "port must be"),
         ({"port": "80"}, "port must be"),
-        ({"mode": "fast"}, "mode must be one of auto, sample, trace"),
+        ({"mode": "fast"}, "mode must be one of auto, sample, lines, trace"),
         ({"token": "short"}, "token must be"),
         ({"token": "has spaces in it"}, "token must be"),
         ({"sample_hz": 0}, "sample_hz"),
@@ -198,17 +198,19 @@ def test_trace_mode_falls_back_to_sampling_when_every_tool_id_is_taken() -> None
 
 
 @pytest.mark.skipif(not HAS_MONITORING, reason="sys.monitoring tool ids exist on 3.12+ only")
-def test_trace_mode_uses_another_id_when_the_profiler_id_is_taken() -> None:
-    profiler = sys.monitoring.PROFILER_ID
-    sys.monitoring.use_tool_id(profiler, "someone-else")
+def test_trace_mode_uses_another_id_when_its_first_ids_are_taken() -> None:
+    taken = (3, 4)
+    for tool in taken:
+        sys.monitoring.use_tool_id(tool, "someone-else")
     try:
         with stethoscope.trace(port=0, quiet=True, mode="trace") as mon:
             assert mon.snapshot().mode == "trace"
-            assert sys.monitoring.get_tool(profiler) == "someone-else"
-            assert "stethoscope" in [sys.monitoring.get_tool(i) for i in range(6)]
-        assert sys.monitoring.get_tool(profiler) == "someone-else"
+            assert [sys.monitoring.get_tool(i) for i in taken] == ["someone-else"] * 2
+            assert sys.monitoring.get_tool(sys.monitoring.OPTIMIZER_ID) == "stethoscope"
+        assert [sys.monitoring.get_tool(i) for i in taken] == ["someone-else"] * 2
     finally:
-        sys.monitoring.free_tool_id(profiler)
+        for tool in taken:
+            sys.monitoring.free_tool_id(tool)
 
 
 def test_snapshot_reports_mode_and_heat_kind() -> None:
@@ -219,7 +221,12 @@ def test_snapshot_reports_mode_and_heat_kind() -> None:
         snap = mon.snapshot()
         assert (snap.mode, snap.heat) == ("trace", "hits")
     with stethoscope.trace(port=0, quiet=True, mode="auto") as mon:
-        assert mon.snapshot().mode == "sample"
+        snap = mon.snapshot()
+        assert (snap.mode, snap.heat) == ("sample+lines" if HAS_MONITORING else "sample", "time")
+    if HAS_MONITORING:
+        with stethoscope.trace(port=0, quiet=True, mode="lines") as mon:
+            snap = mon.snapshot()
+            assert (snap.mode, snap.heat) == ("lines", "ran")
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")

@@ -12,14 +12,19 @@ the thread cards (``data-ident``/``data-daemon``, badges, ``.t-state-text``,
 they expect there comes from ``/api/snapshot`` and from marker comments in the
 children's source.
 
+A RARE child runs in the mode its command line names (lines, auto, sample): a busy
+loop, and a one-line function that runs once a second, which sampling nearly always
+misses and lines mode never does. The mode switch of the page is driven on it.
+
 A third child starts child processes (multiprocessing with "spawn" and "fork", and
 subprocesses): the process panel, the view of one process, the combined view's thread
 labels, exit states, and a command line that is an HTML-injection attempt. A fourth
 one pushes the process shown out of the monitor's list, so the page falls back to
 all processes.
 
-Every run also writes docs/screenshot.png, docs/screenshot-processes.png, and
-/tmp/banner.png (the hang banner).
+Every run also writes docs/screenshot.png, docs/screenshot-processes.png,
+/tmp/banner.png (the hang banner), and on 3.12+ /tmp/page-lines.png and
+/tmp/page-auto.png (lines mode, and auto: sampling with lines mode).
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -51,6 +57,9 @@ ROOT = Path(__file__).resolve().parents[1]
 SCREENSHOT = ROOT / "docs" / "screenshot.png"
 PROCS_SHOT = ROOT / "docs" / "screenshot-processes.png"
 BANNER_SHOT = Path("/tmp/banner.png")
+LINES_SHOT = Path("/tmp/page-lines.png")
+AUTO_SHOT = Path("/tmp/page-auto.png")
+HAS_LINES_MODE = sys.version_info >= (3, 12)  # sys.monitoring
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -159,6 +168,50 @@ def digest(values):
     for v in values:
         acc = (acc * 31 + v) & 0xFFFFFFFF
     return acc
+'''
+
+
+RARE = '''\
+"""A busy loop, and a one-line function that runs once a second: far too short
+for the sampler to catch, but lines mode sees every line that runs. The mode to
+start in is the first argument.
+"""
+import os
+import sys
+import time
+
+import stethoscope
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+STOP = os.path.join(HERE, "stop")
+
+
+def rare(n):
+    return n + 1  # RARE-LINE
+
+
+def spin(n):
+    total = 0
+    for i in range(n):
+        total = (total + i * i) % 1_000_003  # SPIN-LINE
+    return total
+
+
+def main():
+    mon = stethoscope.trace(port=0, mode=sys.argv[1])
+    print(mon.url, flush=True)
+    count, last = 0, 0.0
+    deadline = time.monotonic() + 90  # a safety net: the tests kill it anyway
+    while not os.path.exists(STOP) and time.monotonic() < deadline:
+        spin(5_000)
+        if time.monotonic() - last >= 1:
+            last = time.monotonic()
+            count = rare(count)
+    stethoscope.stop()
+
+
+if __name__ == "__main__":
+    main()
 '''
 
 
@@ -468,6 +521,27 @@ def live_child(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Child]:
 def own_child(tmp_path: Path) -> Iterator[Child]:
     """A workload for a test that stops it."""
     yield from _run_child(tmp_path)
+
+
+def _run_rare(directory: Path, mode: str) -> Iterator[Child]:
+    work = directory / "rare.py"
+    work.write_text(RARE)
+    yield from _spawn([sys.executable, str(work), mode], directory, work)
+
+
+@pytest.fixture
+def lines_child(tmp_path: Path) -> Iterator[Child]:
+    yield from _run_rare(tmp_path, "lines")
+
+
+@pytest.fixture
+def auto_child(tmp_path: Path) -> Iterator[Child]:
+    yield from _run_rare(tmp_path, "auto")
+
+
+@pytest.fixture
+def sample_child(tmp_path: Path) -> Iterator[Child]:
+    yield from _run_rare(tmp_path, "sample")
 
 
 @pytest.fixture
@@ -1205,3 +1279,221 @@ def test_page_falls_back_to_all_processes(drop_child: Family, tab: Tab) -> None:
     assert page.is_hidden("#banner")
     assert page.evaluate("document.body.dataset.state") == "live"
     tab.assert_no_errors()
+
+
+# ---------------------------------------------------------------- modes
+
+
+def line_figures(snap: dict[str, Any], name: str, line: int) -> dict[str, int]:
+    """The figures of `line` of the file called `name`, by field name (zeros if none)."""
+    fields: list[str] = snap["line_fields"]
+    for f in snap["files"]:
+        if f["name"] == name:
+            for r in f["lines"]:
+                if r[0] == line:
+                    return dict(zip(fields, r, strict=True))
+    return dict.fromkeys(fields, 0)
+
+
+def post_mode(child: Child, mode: str) -> tuple[int, str]:
+    """POST /api/mode past the page (token in the query): (status, body)."""
+    u = urllib.parse.urlsplit(child.url)
+    req = urllib.request.Request(f"http://{u.netloc}/api/mode?{u.query}&mode={mode}",
+                                 method="POST")
+    try:
+        with NO_PROXY.open(req, timeout=5) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+
+
+def wait_class(page: Page, line: int, cls: str) -> None:
+    page.wait_for_function(
+        "([sel, cls]) => !!document.querySelector(sel)?.classList.contains(cls)",
+        arg=[row(line), cls], timeout=WAIT_MS)
+
+
+def value_of(page: Page, line: int, bar: str = "recent") -> int:
+    return int(page.get_attribute(row(line) + f" .bar-{bar}", "data-value") or 0)
+
+
+def gutter_title(page: Page, line: int) -> str:
+    """The row's description, written when the pointer arrives on its gutter."""
+    page.mouse.move(1, 1)
+    page.hover(row(line) + " .gut")
+    return page.get_attribute(row(line) + " .gut", "title") or ""
+
+
+def pick_mode(page: Page, mode: str, running: str) -> None:
+    """Ask for `mode` with the header's select; wait until the header says `running`."""
+    page.select_option("#mode-pick", mode)
+    wait_texts(page, "#mode", [running])
+
+
+def wait_heat(page: Page, start: str) -> None:
+    page.wait_for_function(
+        "(start) => document.getElementById('heat-label').textContent.startsWith(start)",
+        arg=start, timeout=WAIT_MS)
+
+
+@pytest.mark.skipif(not HAS_LINES_MODE, reason="lines mode needs sys.monitoring (Python 3.12+)")
+def test_lines_mode_shows_a_rarely_run_line_as_ran(lines_child: Child, tab: Tab) -> None:
+    page = tab.page
+    rare, spin = lines_child.line_of("# RARE-LINE"), lines_child.line_of("# SPIN-LINE")
+    open_live(page, lines_child)
+    wait_texts(page, "#mode", ["lines"])
+    assert page.input_value("#mode-pick") == "lines"
+    assert page.text_content("#heat-label") == \
+        "heat = windows each line ran in (every line, 5 windows/s)"
+    assert page.text_content("#ch-pct") == "ran %"
+    assert page.is_visible("#lg-ran-now") and page.is_hidden("#lg-incl")
+    # The busy line runs in every window: the hottest, 100 % of them, ran just now.
+    wait_hot(page, spin)
+    wait_class(page, spin, "ran-now")
+    # The rare line: once a second, so in about one window of five.
+    page.wait_for_function(
+        "(sel) => Number(document.querySelector(sel)?.dataset.value) >= 2",
+        arg=row(rare) + " .bar-recent", timeout=WAIT_MS)
+    wait_hot(page, rare)
+    before = value_of(page, rare)
+    api = line_figures(lines_child.snapshot(), "rare.py", rare)
+    after = value_of(page, rare)
+    assert api["ran_recent"] >= 2 and api["ran_total"] >= api["ran_recent"], api
+    assert api["hits_total"] == 0 and api["ran_last_ms"] > 0, api
+    assert min(before, after) - 1 <= api["ran_recent"] <= max(before, after) + 1, \
+        (before, api, after)
+    assert value_of(page, rare) < value_of(page, spin)
+    wait_texts(page, row(spin) + " .pct", ["100%"])
+    share = page.text_content(row(rare) + " .pct") or ""
+    assert re.fullmatch(r"\d+(\.\d)?%", share) and 2 <= float(share[:-1]) <= 50, share
+    # The busy line stays marked as running just now; the rare line is marked at
+    # the moment it runs, then no longer.
+    marked = []
+    for _ in range(6):
+        marked.append("ran-now" in (page.get_attribute(row(spin), "class") or "").split())
+        page.wait_for_timeout(250)
+    assert marked.count(True) >= 5, marked
+    wait_class(page, rare, "ran-now")
+    page.wait_for_function("(sel) => !document.querySelector(sel).classList.contains('ran-now')",
+                           arg=row(rare), timeout=WAIT_MS)
+    title = gutter_title(page, rare)
+    m = re.search(r"last ran (\d+\.\d) s ago", title)
+    assert m and float(m.group(1)) < 3, title
+    assert re.search(r"last 10 s: ran in \d+ windows? \(", title), title
+    page.mouse.move(1, 1)
+    page.wait_for_timeout(1500)  # the bars settle
+    page.screenshot(path=str(LINES_SHOT))
+    tab.assert_no_errors()
+
+
+@pytest.mark.skipif(not HAS_LINES_MODE, reason="lines mode needs sys.monitoring (Python 3.12+)")
+def test_auto_mode_shows_lines_that_ran_but_were_not_sampled(auto_child: Child, tab: Tab) -> None:
+    page = tab.page
+    rare, spin = auto_child.line_of("# RARE-LINE"), auto_child.line_of("# SPIN-LINE")
+    open_live(page, auto_child)
+    wait_texts(page, "#mode", ["sample+lines"])
+    assert page.input_value("#mode-pick") == "auto"
+    wait_heat(page, "heat = sampled time")
+    assert page.text_content("#ch-pct") == "% time"
+    assert page.is_visible("#lg-ran-only") and page.is_visible("#lg-ran-now")
+    # The busy line: sampled time, and ran just now.
+    wait_hot(page, spin)
+    wait_class(page, spin, "ran-now")
+    assert "ran-only" not in (page.get_attribute(row(spin), "class") or "")
+    # The rare line: no sample caught it, lines mode saw it run.
+    wait_class(page, rare, "ran-only")
+    wait_texts(page, row(rare) + " .pct", ["ran"])
+    api = line_figures(auto_child.snapshot(), "rare.py", rare)
+    assert api["ran_recent"] >= 1 and api["self_recent"] == 0 == api["incl_recent"], api
+    assert "hot" not in (page.get_attribute(row(rare), "class") or "")
+    title = gutter_title(page, rare)
+    assert "too short for the sampler to catch" in title, title
+    m = re.search(r"last ran (\d+\.\d) s ago", title)
+    assert m and float(m.group(1)) < 3, title
+    assert page.text_content("#heat-label") == "heat = sampled timeran just now (exact)"
+    page.mouse.move(1, 1)
+    page.wait_for_timeout(2000)  # the bars settle
+    page.screenshot(path=str(AUTO_SHOT))
+    tab.assert_no_errors()
+
+
+@pytest.mark.skipif(not HAS_LINES_MODE,
+                    reason="trace and lines from the page need Python 3.12+ (see the next test)")
+def test_mode_switch_from_the_page_to_trace_lines_and_back(sample_child: Child, tab: Tab) -> None:
+    page = tab.page
+    spin = sample_child.line_of("# SPIN-LINE")
+    open_live(page, sample_child)
+    wait_texts(page, "#mode", ["sample"])
+    assert page.input_value("#mode-pick") == "sample"
+    assert page.text_content("#heat-label") == "heat = sampled time (self samples)"
+    wait_hot(page, spin)
+    assert page.locator("#source .line.ran-now").count() == 0
+
+    # Trace: exact counts of the busy loop, growing, as the monitor reports them.
+    pick_mode(page, "trace", "trace")
+    assert page.input_value("#mode-pick") == "trace"
+    wait_heat(page, "heat = exact executed-line counts")
+    assert page.text_content("#ch-pct") == "runs"
+    page.wait_for_function(
+        "(sel) => Number(document.querySelector(sel)?.dataset.value) > 5000",
+        arg=row(spin) + " .bar-total", timeout=WAIT_MS)
+    seen = value_of(page, spin, "total")
+    snap = sample_child.snapshot()
+    assert (snap["mode"], snap["heat"]) == ("trace", "hits")
+    hits = line_figures(snap, "rare.py", spin)["hits_total"]
+    assert hits >= seen > 5000
+    page.wait_for_function(
+        "([sel, n]) => Number(document.querySelector(sel).dataset.value) > n",
+        arg=[row(spin) + " .bar-total", hits], timeout=WAIT_MS)
+    assert page.is_hidden("#mode-msg")
+
+    # Lines, then back to sampling.
+    pick_mode(page, "lines", "lines")
+    wait_heat(page, "heat = windows each line ran in")
+    wait_class(page, spin, "ran-now")
+    assert sample_child.snapshot()["mode"] == "lines"
+    pick_mode(page, "sample", "sample")
+    wait_heat(page, "heat = sampled time (self samples)")
+    page.wait_for_function("() => !document.querySelector('#source .line.ran-now')",
+                           timeout=WAIT_MS)
+    assert sample_child.snapshot()["mode"] == "sample"
+    assert page.input_value("#mode-pick") == "sample"
+    assert page.is_hidden("#mode-msg")
+    tab.assert_no_errors()
+
+
+@pytest.mark.skipif(HAS_LINES_MODE, reason="Python 3.12+ can switch to any mode from the page")
+def test_mode_switch_shows_the_monitors_refusal(sample_child: Child, tab: Tab) -> None:
+    page = tab.page
+    open_live(page, sample_child)
+    wait_texts(page, "#mode", ["sample"])
+    # From the server's thread, settrace cannot reach the program's threads: refused.
+    page.select_option("#mode-pick", "trace")
+    msg = page.locator("#mode-msg")
+    msg.wait_for(state="visible", timeout=WAIT_MS)
+    status, reason = post_mode(sample_child, "trace")
+    assert status == 400 and "settrace" in reason, (status, reason)
+    wait_texts(page, "#mode-msg-text",
+               [f"cannot switch to trace: {reason.strip().removeprefix('400 ')}"])
+    assert "mode-msg-error" in (msg.get_attribute("class") or "")
+    wait_texts(page, "#mode", ["sample"])
+    assert page.input_value("#mode-pick") == "sample"
+    assert sample_child.snapshot()["mode"] == "sample"
+    # Lines mode falls back to sampling, and says so.
+    page.select_option("#mode-pick", "lines")
+    page.wait_for_function(
+        "() => document.getElementById('mode-msg-text').textContent"
+        " === 'asked for lines: the monitor runs sample (see the notes)'", timeout=WAIT_MS)
+    page.locator("#notes .note", has_text="lines mode needs Python 3.12+").wait_for(
+        timeout=WAIT_MS)
+    assert page.input_value("#mode-pick") == "lines"
+    wait_texts(page, "#mode", ["sample"])
+    # Auto is sampling here: no message.
+    page.select_option("#mode-pick", "auto")
+    msg.wait_for(state="hidden", timeout=WAIT_MS)
+    wait_texts(page, "#mode", ["sample"])
+    page.wait_for_timeout(600)  # a few snapshots: the select keeps what was asked for
+    assert page.input_value("#mode-pick") == "auto"
+    # The refusal's 400 is logged by the browser; nothing else may be.
+    others = [e for e in tab.errors if "status of 400" not in e]
+    assert not others, tab.errors

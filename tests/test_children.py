@@ -656,3 +656,68 @@ def test_a_custom_files_filter_says_what_children_show(tmp_path: Path) -> None:
     custom, known = json.loads(result.stdout)
     assert any("child processes show files.user" in note for note in custom)
     assert not any("child processes" in note for note in known)
+
+
+FOLLOW = '''
+import json, multiprocessing as mp, os, sys, time
+import stethoscope
+
+N = 3000
+
+def hot(n):
+    total = 0
+    for i in range(n):
+        total += i  # HOT
+    return total
+
+def child(go):
+    deadline = time.monotonic() + 60
+    while not os.path.exists(go) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    hot(N)
+
+if __name__ == "__main__":
+    method = sys.argv[1]
+    mon = stethoscope.trace(port=0, mode="sample", quiet=True)
+    go = os.path.abspath("go")
+    p = mp.get_context(method).Process(target=child, args=(go,))
+    p.start()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not any(
+            q.pid == p.pid for q in mon.snapshot("all").processes):
+        time.sleep(0.05)
+    mon.set_mode("trace")
+    # The child learns the mode from the answer to its next report (every 0.5 s).
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and mon.snapshot(p.pid).requested_mode != "trace":
+        time.sleep(0.05)
+    open(go, "w").close()
+    p.join(30)
+    time.sleep(0.3)
+    snap = mon.snapshot(p.pid)
+    f = snap.file(os.path.abspath(__file__))
+    line = next(i for i, t in enumerate(open(__file__).read().splitlines(), 1)
+                if t.endswith("# HOT"))
+    row = f.line(line) if f else None
+    print(json.dumps({"mode": snap.mode, "requested": snap.requested_mode,
+                      "hits": row[2] if row else 0, "notes": list(snap.notes),
+                      "exit": p.exitcode}))
+    stethoscope.stop()
+'''
+
+
+@pytest.mark.parametrize("method", ["spawn", "fork"])
+def test_children_follow_a_mode_switch(tmp_path: Path, method: str) -> None:
+    path = tmp_path / "follow.py"
+    path.write_text(FOLLOW)
+    result = run_python([str(path), method], cwd=tmp_path, timeout=90)
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    assert out["exit"] == 0, out
+    if sys.version_info >= (3, 12):
+        # Switched while running: every line it ran afterwards is counted, exactly.
+        assert (out["mode"], out["requested"], out["hits"]) == ("trace", "trace", 3000), out
+    else:
+        # settrace cannot be switched on from the reporter thread: said, not hidden.
+        assert out["mode"] == "sample" and out["hits"] == 0, out
+        assert any("did not switch to mode 'trace'" in n for n in out["notes"]), out

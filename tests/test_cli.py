@@ -125,7 +125,7 @@ def test_the_monitor_serves_while_the_script_runs(project: Path) -> None:
     """))
     monitored = run_cli(["run", "--port", "0", "--mode", "trace", "serve.py", "x"], cwd=project)
     assert monitored.returncode == 0, monitored.stderr
-    assert monitored.stdout.strip() == "2 trace ['serve.py', 'x']"
+    assert monitored.stdout.strip() == "3 trace ['serve.py', 'x']"
     assert re.search(r"^stethoscope: serving http://127\.0\.0\.1:\d+/\?token=\S+$",
                      monitored.stderr, re.M)
 

@@ -158,8 +158,24 @@ def test_settrace_restores_the_previous_tracer() -> None:
 def test_monitoring_leaves_sys_settrace_alone_and_frees_its_tool_id() -> None:
     with stethoscope.trace(only_workloads, port=0, quiet=True, mode="trace"):
         assert sys.gettrace() is None
-        assert sys.monitoring.get_tool(sys.monitoring.PROFILER_ID) == "stethoscope"
-    assert sys.monitoring.get_tool(sys.monitoring.PROFILER_ID) is None
+        assert [sys.monitoring.get_tool(i) for i in range(6)].count("stethoscope") == 1
+    assert "stethoscope" not in [sys.monitoring.get_tool(i) for i in range(6)]
+
+
+@pytest.mark.skipif(not HAS_MONITORING, reason="sys.monitoring exists on 3.12+ only")
+@pytest.mark.parametrize("mode", ["trace", "lines", "auto"])
+def test_cprofile_still_works_while_the_monitor_runs(mode: str) -> None:
+    # cProfile takes sys.monitoring's PROFILER_ID on 3.12+ and fails if it is taken.
+    import cProfile
+    import pstats
+
+    with stethoscope.trace(only_workloads, port=0, quiet=True, mode=mode):
+        profiler = cProfile.Profile()
+        profiler.enable()
+        workloads.count_to(100)
+        profiler.disable()
+    stats = pstats.Stats(profiler).stats  # type: ignore[attr-defined]
+    assert any(func[2] == "count_to" and counts[1] == 1 for func, counts in stats.items())
 
 
 @pytest.mark.skipif(not HAS_MONITORING, reason="sys.monitoring exists on 3.12+ only")

@@ -76,8 +76,9 @@ def test_snapshot_rows_follow_line_fields() -> None:
     assert hot is not None
     row = dict(zip(LINE_FIELDS, hot.line(3) or (), strict=True))
     assert row == {"line": 3, "hits_recent": 0, "hits_total": 0, "self_recent": 40,
-                   "self_total": 40, "incl_recent": 40, "incl_total": 40}
-    assert hot.line(1) == (1, 0, 0, 0, 0, 40, 40)
+                   "self_total": 40, "incl_recent": 40, "incl_total": 40,
+                   "ran_recent": 0, "ran_total": 0, "ran_last_ms": 0}
+    assert hot.line(1) == (1, 0, 0, 0, 0, 40, 40, 0, 0, 0)
     assert hot.line(2) is None
 
 
@@ -86,7 +87,7 @@ def test_recent_heat_fades_while_totals_stay() -> None:
     store = _store_with_data(clock)
     clock.t += 11
     hot = _snap(store).file("hot.py")
-    assert hot is not None and hot.line(3) == (3, 0, 0, 0, 40, 0, 40)
+    assert hot is not None and hot.line(3) == (3, 0, 0, 0, 40, 0, 40, 0, 0, 0)
 
 
 def test_snapshot_round_trips_through_json() -> None:

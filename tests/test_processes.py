@@ -29,7 +29,7 @@ NOW = 1_000_000.0
 
 def snap(pid: int, rows: dict[int, int], *, when: float = NOW, thread: str = "MainThread",
          notes: tuple[str, ...] = ()) -> Snapshot:
-    lines = tuple((line, n, n, 0, 0, 0, 0) for line, n in sorted(rows.items()))
+    lines = tuple((line, n, n, 0, 0, 0, 0, 0, 0, 0) for line, n in sorted(rows.items()))
     return Snapshot(
         pid=pid, argv=("prog.py",), python="3.12.1", started=NOW - 5, time=when,
         state="running", mode="trace", heat="hits", window=10, sample_hz_requested=100.0,
@@ -199,10 +199,10 @@ def test_post_reads_the_status_of_a_real_server() -> None:
         port = mon.server.port  # type: ignore[union-attr]
         token = mon.config.token
         body = report(424242, {1: 1}).to_json()
-        assert post("127.0.0.1", port, f"/api/report?token={token}", body, 2.0) == 204
-        assert post("127.0.0.1", port, "/api/report?token=wrong", body, 2.0) == 403
-        assert post("127.0.0.1", port, f"/api/report?token={token}", b"{", 2.0) == 400
-        assert post("127.0.0.1", port, f"/api/snapshot?token={token}", body, 2.0) == 405
+        assert post("127.0.0.1", port, f"/api/report?token={token}", body, 2.0)[0] == 204
+        assert post("127.0.0.1", port, "/api/report?token=wrong", body, 2.0)[0] == 403
+        assert post("127.0.0.1", port, f"/api/report?token={token}", b"{", 2.0)[0] == 400
+        assert post("127.0.0.1", port, f"/api/snapshot?token={token}", body, 2.0)[0] == 405
         pids = [p.pid for p in mon.snapshot("all").processes]
         assert 424242 in pids
 
@@ -216,7 +216,7 @@ def test_reports_arriving_from_many_threads_at_once_are_all_taken() -> None:
 
         def send(pid: int) -> None:
             statuses.append(post("127.0.0.1", port, f"/api/report?token={token}",
-                                 report(pid, {1: pid}).to_json(), 5.0))
+                                 report(pid, {1: pid}).to_json(), 5.0)[0])
 
         threads = [threading.Thread(target=send, args=(500000 + i,)) for i in range(20)]
         for t in threads:

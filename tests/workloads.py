@@ -56,3 +56,15 @@ def run_in_batches(target: object, args: tuple[object, ...], batches: int = 20,
             thread.start()
         for thread in batch:
             thread.join(10)
+
+
+def branchy(flag: bool) -> str:
+    if flag:  # noqa: SIM108 (two lines, one of them not run, is the point)
+        word = "yes"  # taken
+    else:
+        word = "no"  # not taken
+    return word  # after
+
+
+def once() -> int:
+    return 7  # once

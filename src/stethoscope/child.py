@@ -43,7 +43,7 @@ class ChildMonitor(Monitor):
     def _open_outlet(self) -> str:
         link = self.link
         self.reporter = Reporter(link.host, link.port, link.token, self._make_report,
-                                 on_lost=self._lost, on_dropped=_say)
+                                 on_lost=self._lost, on_dropped=_say, on_mode=self._follow_mode)
         return page_url(link.host, link.port, link.token)
 
     def start(self) -> ChildMonitor:
@@ -76,6 +76,19 @@ class ChildMonitor(Monitor):
         """A multiprocessing child is about to run its target: now it has a name."""
         # Only this thread changes _process after start (the reporter reads it).
         self._process = replace(self._process, name=name)
+
+    def _follow_mode(self, mode: str) -> None:
+        """The program's monitor was switched to ``mode``: so is this process (from
+        the reporter thread; a mode this process cannot take becomes a note)."""
+        if mode == self.requested_mode:
+            return
+        try:
+            self.set_mode(mode)
+        except RuntimeError:
+            pass  # stopping: nothing more to collect
+        except ValueError as exc:
+            self.requested_mode = mode  # said once, not at every report
+            self._note(f"this process did not switch to mode {mode!r}: {exc}")
 
     def _lost(self, why: str) -> None:
         self._note(f"{why}; this process is no longer monitored")

@@ -49,8 +49,9 @@ def _monitor_options(parser: argparse.ArgumentParser) -> None:
                        help="port to serve on (default: 9999, or a free one if busy; 0 = any)")
     group.add_argument("--browser", action="store_true", help="open the page in a browser")
     group.add_argument("--mode", choices=MODES, default="auto",
-                       help="sample: sampled time; trace: exact line counts; auto: the best "
-                            "for this interpreter (default)")
+                       help="sample: sampled time; lines (3.12+): every line that ran, "
+                            "in windows of 0.2 s; trace: exact line counts; auto (default): "
+                            "sample + lines on 3.12+, sample before")
     group.add_argument("--files", type=_files_filter, default=files.user, metavar="FILTER",
                        help="which files to show: user (default), all, contains:PART[,PART], "
                             "regex:PATTERN")

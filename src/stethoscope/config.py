@@ -11,7 +11,7 @@ from typing import Literal, get_args
 from . import files as _files
 from .files import FileFilter, FileSpec
 
-Mode = Literal["auto", "sample", "trace"]
+Mode = Literal["auto", "sample", "lines", "trace"]
 MODES: tuple[str, ...] = get_args(Mode)
 DEFAULT_PORT = 9999
 # Set in the environment while a monitor follows child processes: a Python child

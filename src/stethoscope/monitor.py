@@ -29,13 +29,14 @@ from .collectors.exitwatch import MainFinishedHook
 from .collectors.filters import Resolver
 from .collectors.sampler import Sampler
 from .collectors.threads import ThreadRegistry
-from .config import CHILD_ENV, DEFAULT_PORT, ChildLink, Config, page_url
+from .config import CHILD_ENV, DEFAULT_PORT, MODES, ChildLink, Config, ConfigError, page_url
 from .model import ChildReport, ProcessInfo, ProcessTable, ReportError, Snapshot, Store, combine
 from .model.snapshot import HeatKind, State
 from .render.source import read_source, render_source
 from .render.threads import dump_report, hang_report
 
 if TYPE_CHECKING:
+    from .collectors.lines import LinesCollector
     from .server.httpd import Server
 
 SNAPSHOT_MAX_AGE = 0.1  # seconds a built snapshot is reused for other clients
@@ -70,12 +71,19 @@ class Monitor:
         self._stopped = threading.Event()
         self._end_requested = threading.Event()  # stop(), Ctrl+C or SIGTERM while serving on
         self._snapshot_lock = threading.Lock()
-        self._cached: dict[object, tuple[float, tuple[State, bool], bytes]] = {}  # by view
+        self._cached: dict[object, tuple[float, tuple[State, bool, str], bytes]] = {}  # by view
         self._sources: dict[str, bytes] = {}
         self.resolver = Resolver(config.files, self.store, on_error=self._note)
         self._counters = ThreadCounters(self.store, self.resolver)
+        # What runs: "sample", "lines", "trace" or "sample+lines" (auto on 3.12+);
+        # requested_mode is what was asked for (trace(mode=...) or set_mode()).
         self.mode: str = "sample"
+        self.requested_mode: str = config.mode
         self._tracer: Collector | None = None
+        self._lines: LinesCollector | None = None
+        # Held while a fold, a lines tick or a mode switch runs: a switch never
+        # races with the sampler thread's periodic fold.
+        self._mode_lock = threading.RLock()
         self._collectors: list[Collector] = []
         self._main_finished_at: float | None = None
         self._hang_reported = False
@@ -129,8 +137,7 @@ class Monitor:
         return self
 
     def _start_collectors(self) -> None:
-        if self.config.mode == "trace":
-            self._start_tracer()
+        self._start_mode(self.config.mode)
         registry = ThreadRegistry(self.resolver, on_fault=self._note)
         sampler = Sampler(self.store, self.resolver, self.config.sample_hz, on_fault=self._note,
                           registry=registry, periodic=self._periodic)
@@ -157,6 +164,68 @@ class Monitor:
         self._collectors.append(tracer)
         self.mode = "trace"
 
+    def _start_mode(self, mode: str) -> None:
+        """Start what ``mode`` needs besides the sampler, which always runs (it feeds
+        the thread panel); ``self.mode`` then says what runs."""
+        self.requested_mode = mode
+        self.mode = "sample"
+        if mode == "trace":
+            self._start_tracer()
+            return
+        if mode not in ("lines", "auto"):
+            return
+        if not _compat.HAS_MONITORING:
+            if mode == "lines":
+                self._note("lines mode needs Python 3.12+ (sys.monitoring); "
+                           "showing sampled time")
+            return
+        from .collectors.lines import LinesCollector
+
+        lines = LinesCollector(self.store, self.resolver, on_fault=self._lines_fault)
+        try:
+            lines.start()
+        except CollectorUnavailable as exc:
+            self._note(str(exc))
+            return
+        self._lines = lines
+        self._collectors.append(lines)
+        self.mode = "lines" if mode == "lines" else "sample+lines"
+
+    def _stop_mode(self) -> None:
+        """Stop the tracer or the lines collector; what they counted stays. The
+        caller holds _mode_lock and sets self.mode."""
+        tracer, self._tracer = self._tracer, None
+        if tracer is not None:
+            self._collectors.remove(tracer)
+            tracer.stop()
+            self._counters.fold()  # the last counts, then a fresh set for a new tracer
+            self._counters = ThreadCounters(self.store, self.resolver)
+        lines, self._lines = self._lines, None
+        if lines is not None:
+            self._collectors.remove(lines)
+            lines.stop()  # hands over its last window
+
+    def set_mode(self, mode: str) -> str:
+        """Switch what is collected while the program runs; returns the mode that
+        now runs (``Monitor.mode``). Counts, times and windows collected so far are
+        kept, and new ones add to them. A mode that cannot run here falls back to
+        sampling with a note, as at start. ConfigError for an unknown mode, and for
+        "trace" on Python < 3.12 from a thread other than the main thread (settrace
+        only reaches the calling thread and threads started later)."""
+        if mode not in MODES:
+            raise ConfigError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
+        if mode == "trace" and not _compat.HAS_MONITORING \
+                and threading.current_thread() is not threading.main_thread():
+            raise ConfigError("on Python < 3.12 trace mode can only be switched on from the "
+                              "main thread (settrace reaches only the calling thread); "
+                              "call monitor.set_mode('trace') there, or use Python 3.12+")
+        with self._mode_lock:
+            if not self.running:
+                raise RuntimeError("the monitor has stopped; its mode can no longer change")
+            self._stop_mode()
+            self._start_mode(mode)  # sets self.mode
+            return self.mode
+
     def stop(self) -> None:
         """Stop collecting and serving. Idempotent; safe from any thread and at exit."""
         self._end_requested.set()
@@ -177,12 +246,20 @@ class Monitor:
                 self._on_stop(self)
 
     def _stop_collectors(self) -> None:
-        for collector in reversed(self._collectors):
+        # The tracer and lines mode under the lock (no switch can start them again,
+        # and their last counts are handed over); the sampler, whose periodic fold
+        # takes that lock, outside it: stop() waits for the sampler thread to end.
+        with self._mode_lock:
+            try:
+                self._stop_mode()  # self.mode stays: the final picture says what ran
+            except Exception as exc:
+                self._note(f"the {self.mode} collector did not stop cleanly: {exc}")
+            collectors = list(reversed(self._collectors))
+        for collector in collectors:
             try:
                 collector.stop()
             except Exception as exc:
                 self._note(f"{collector.name} did not stop cleanly: {exc}")
-        self._fold()
 
     def _close_outlet(self) -> None:
         if self.server is not None:
@@ -199,7 +276,7 @@ class Monitor:
             if collector.name == "sampler":
                 continue
             with contextlib.suppress(Exception):
-                collector.stop()
+                getattr(collector, "forget_after_fork", collector.stop)()
         if self.server is not None:
             self.server.forget()
 
@@ -310,9 +387,17 @@ class Monitor:
         self._note(message)
         self.mode = "sample"
 
+    def _lines_fault(self, message: str) -> None:
+        self._note(message)
+        self.mode = "sample"
+
     def _fold(self) -> None:
-        if self._tracer is not None:
-            self._counters.fold()
+        """Hand the exact counts, or the lines that ran, to the store."""
+        with self._mode_lock:
+            if self._tracer is not None:
+                self._counters.fold()
+            if self._lines is not None:
+                self._lines.tick()
 
     def process_info(self) -> ProcessInfo:
         cpu, seconds = self._cpu.value
@@ -321,9 +406,11 @@ class Monitor:
     def snapshot(self, view: str | int | None = None) -> Snapshot:
         """This process's picture (``view`` None or its pid), a child's (its pid), or
         all processes combined ("all"). Every view lists all the processes."""
-        heat: HeatKind = "hits" if self.mode == "trace" else "time"
+        heat: HeatKind = "hits" if self.mode == "trace" else "ran" if self.mode == "lines" \
+            else "time"
         own = self.store.snapshot(
-            state=self._state, mode=self.mode, heat=heat, started=self._started,
+            state=self._state, mode=self.mode, requested_mode=self.requested_mode, heat=heat,
+            started=self._started,
             sample_hz=self.config.sample_hz, argv=sys.argv, python=_compat.PY_VERSION,
         )
         processes = [self.process_info()]
@@ -345,8 +432,8 @@ class Monitor:
         with self._snapshot_lock:
             now = time.monotonic()
             # Keyed by what changes at exit too: a build that began before stop()
-            # or before the hang report must not be served after it.
-            key = (self._state, self._hang_reported)
+            # or before the hang report (or a mode switch) must not be served after it.
+            key = (self._state, self._hang_reported, self.mode)
             cached = self._cached.get(view)
             if cached is not None and cached[1] == key and now - cached[0] < SNAPSHOT_MAX_AGE:
                 return cached[2]

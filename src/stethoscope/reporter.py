@@ -1,6 +1,8 @@
 """Sends a followed child's reports to the monitor of the program it belongs to.
 
-A daemon thread posts a report every ``REPORT_EVERY`` seconds; ``final()`` hands
+A daemon thread posts a report every ``REPORT_EVERY`` seconds (the answer names
+the mode the program's monitor runs in, so a mode switched on the page reaches
+the children too); ``final()`` hands
 the last one to the kernel from whichever thread is exiting, within
 ``FINAL_TIMEOUT`` (connect and send; it does not wait for the answer), and gives
 up after that: a child never waits longer to exit. When the parent's monitor is
@@ -19,6 +21,7 @@ from collections.abc import Callable
 
 from ._compat import block_signals
 from .config import url_host
+from .model.processes import MODE_HEADER
 
 REPORT_EVERY = 0.5  # seconds between reports
 SEND_TIMEOUT = 2.0  # for the periodic reports
@@ -33,12 +36,16 @@ class SendError(OSError):
     """A report was not delivered; the message says why."""
 
 
-def post(host: str, port: int, path: str, body: bytes, timeout: float,
-         answer: bool = True) -> int:
-    """POST ``body`` as JSON and return the status code; everything within ``timeout``.
+MAX_ANSWER = 8192  # bytes of an answer's head that are read
 
-    With ``answer=False`` it returns 0 once the request is handed to the kernel:
-    the monitor reads it when it gets to it, even after this process has ended.
+
+def post(host: str, port: int, path: str, body: bytes, timeout: float,
+         answer: bool = True) -> tuple[int, dict[str, str]]:
+    """POST ``body`` as JSON; the status code and the answer's headers (names in
+    lower case); everything within ``timeout``.
+
+    With ``answer=False`` it returns (0, {}) once the request is handed to the
+    kernel: the monitor reads it when it gets to it, even after this process ended.
     """
     deadline = time.monotonic() + timeout
 
@@ -61,18 +68,24 @@ def post(host: str, port: int, path: str, body: bytes, timeout: float,
         sock.sendall(head + body)
         if not answer:
             sock.shutdown(socket.SHUT_WR)
-            return 0
+            return 0, {}
         reply = b""
-        while b"\r\n" not in reply and len(reply) < 4096:
+        while b"\r\n\r\n" not in reply and len(reply) < MAX_ANSWER:
             sock.settimeout(remaining())
             chunk = sock.recv(4096)
             if not chunk:
                 break
             reply += chunk
-    parts = reply.split(b" ", 2)
+    status_line, _, rest = reply.partition(b"\r\n")
+    parts = status_line.split(b" ", 2)
     if len(parts) < 2 or not parts[1].isdigit():
         raise SendError("no HTTP answer")
-    return int(parts[1])
+    headers = {}
+    for raw in rest.split(b"\r\n\r\n", 1)[0].split(b"\r\n"):
+        name, sep, value = raw.decode("latin-1").partition(":")
+        if sep:
+            headers[name.strip().lower()] = value.strip()
+    return int(parts[1]), headers
 
 
 class Reporter:
@@ -80,13 +93,15 @@ class Reporter:
 
     def __init__(self, host: str, port: int, token: str, make: MakeReport,
                  on_lost: Callable[[str], None],
-                 on_dropped: Callable[[str], None] = lambda why: None) -> None:
+                 on_dropped: Callable[[str], None] = lambda why: None,
+                 on_mode: Callable[[str], None] = lambda mode: None) -> None:
         self._host = host
         self._port = port
         self._path = f"/api/report?token={token}"
         self._make = make
         self._on_lost = on_lost
         self._on_dropped = on_dropped
+        self._on_mode = on_mode
         self._stop = threading.Event()
         self._lost = False
         self._failures = 0
@@ -135,7 +150,7 @@ class Reporter:
         """Build and send one report: None when delivered, else why not."""
         try:
             body, delivered = self._make(final)
-            status = post(self._host, self._port, self._path, body, timeout, answer)
+            status, headers = post(self._host, self._port, self._path, body, timeout, answer)
         except (OSError, ValueError) as exc:
             if isinstance(exc, ConnectionRefusedError):
                 self._failures = GIVE_UP_AFTER  # nobody listens there any more
@@ -144,6 +159,9 @@ class Reporter:
         if status in (0, 204):
             self._failures = 0
             delivered()
+            mode = headers.get(MODE_HEADER.lower())
+            if mode:
+                self._on_mode(mode)
             return None
         if status == 403:
             self._failures = GIVE_UP_AFTER

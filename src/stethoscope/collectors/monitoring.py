@@ -6,10 +6,12 @@ PY_START location returns DISABLE, so after the first call of any function,
 monitored or not, it runs at full speed. Code that is already running when
 ``start()`` is called (any thread) is armed by walking every thread's stack.
 
-The tool id is taken from a fallback list (profiler first); if every id is
+The tool id is taken from a fallback list (the ids CPython reserves for no
+one first, the profiler's last, so that cProfile still works); if every id is
 taken, ``start()`` raises CollectorUnavailable naming the holders.
 ``stop()`` turns off every event it turned on, unregisters its callbacks and
-frees the id, and never touches another tool's id.
+frees the id, and never touches another tool's id. ``MonitoringTool`` is that
+shared part; lines mode (lines.py) is the other tool built on it.
 """
 
 from __future__ import annotations
@@ -28,25 +30,38 @@ TOOL_NAME = "stethoscope"
 
 
 def _tool_ids() -> tuple[int, ...]:
+    # The ids CPython leaves to anyone first; PROFILER_ID last, because cProfile
+    # (3.12+) takes it and fails when it is taken; never DEBUGGER_ID or COVERAGE_ID.
     mon = sys.monitoring
-    return (mon.PROFILER_ID, 3, 4, mon.OPTIMIZER_ID)
+    return (3, 4, mon.OPTIMIZER_ID, mon.PROFILER_ID)
 
 
-class MonitoringTracer:
-    name = "trace"
+class MonitoringTool:
+    """A ``sys.monitoring`` tool that switches LINE events on for the code objects
+    of monitored files: PY_START (global, returning DISABLE) arms each code object
+    on its first call, and code already running on any thread is armed at start.
+
+    ``start()`` raises CollectorUnavailable when every id is taken; ``stop()``
+    turns off every event it turned on, unregisters its callbacks and frees the id,
+    and never touches another tool's id.
+    """
+
+    name = "monitoring"
+    purpose = "this collector"  # "... needs a free sys.monitoring tool id"
     # Tool ids this process has used before. Locations that returned DISABLE stay
     # disabled for that id even after it was freed, so reusing one needs
     # restart_events() (which also re-arms other tools' disabled events, once).
     _used_ids: ClassVar[set[int]] = set()
 
-    def __init__(self, resolver: Resolver, counters: ThreadCounters,
+    def __init__(self, resolver: Resolver, armed: dict[int, CodeType],
                  on_fault: Callable[[str], None]) -> None:
         self._resolver = resolver
-        self._counters = counters
         self._on_fault = on_fault
         self._tool: int | None = None
-        self._armed = counters.codes  # id -> code object with LINE events on
-        self._local = threading.local()
+        self._armed = armed  # id -> code object with LINE events on (kept alive)
+
+    def _make_line_callback(self) -> Callable[[CodeType, int], Any]:
+        raise NotImplementedError
 
     def start(self) -> None:
         from . import CollectorUnavailable
@@ -63,13 +78,13 @@ class MonitoringTracer:
         else:
             holders = ", ".join(f"{i}={mon.get_tool(i)}" for i in _tool_ids())
             raise CollectorUnavailable(
-                f"exact line counts need a free sys.monitoring tool id, and all are taken "
+                f"{self.purpose} needs a free sys.monitoring tool id, and all are taken "
                 f"({holders}); showing sampled time instead"
             )
         tool = self._tool
-        if tool in MonitoringTracer._used_ids:
+        if tool in MonitoringTool._used_ids:
             mon.restart_events()
-        MonitoringTracer._used_ids.add(tool)
+        MonitoringTool._used_ids.add(tool)
         mon.register_callback(tool, mon.events.PY_START, self._on_start)
         mon.register_callback(tool, mon.events.LINE, self._make_line_callback())
         mon.set_events(tool, mon.events.PY_START)
@@ -95,6 +110,38 @@ class MonitoringTracer:
             self._fault(exc)
         return sys.monitoring.DISABLE
 
+    def _fault(self, exc: BaseException) -> None:
+        self.stop()
+        self._on_fault(f"{self.purpose} stopped after an internal error: "
+                       f"{type(exc).__name__}: {exc}")
+
+    def stop(self) -> None:
+        tool, self._tool = self._tool, None
+        if tool is None:
+            return
+        mon = sys.monitoring
+        mon.set_events(tool, mon.events.NO_EVENTS)
+        self._stopping()
+        for code in list(self._armed.values()):
+            mon.set_local_events(tool, code, mon.events.NO_EVENTS)
+        mon.register_callback(tool, mon.events.PY_START, None)
+        mon.register_callback(tool, mon.events.LINE, None)
+        mon.free_tool_id(tool)
+
+    def _stopping(self) -> None:
+        """Called by stop() once global events are off, before the codes are let go."""
+
+
+class MonitoringTracer(MonitoringTool):
+    name = "trace"
+    purpose = "exact line counting"
+
+    def __init__(self, resolver: Resolver, counters: ThreadCounters,
+                 on_fault: Callable[[str], None]) -> None:
+        super().__init__(resolver, counters.codes, on_fault)
+        self._counters = counters
+        self._local = threading.local()
+
     def _make_line_callback(self) -> Callable[[CodeType, int], Any]:
         local = self._local
         new_counts = self._counters.new
@@ -115,20 +162,3 @@ class MonitoringTracer:
                 fault(exc)
 
         return on_line
-
-    def _fault(self, exc: BaseException) -> None:
-        self.stop()
-        self._on_fault(f"exact line counting stopped after an internal error: "
-                       f"{type(exc).__name__}: {exc}")
-
-    def stop(self) -> None:
-        tool, self._tool = self._tool, None
-        if tool is None:
-            return
-        mon = sys.monitoring
-        mon.set_events(tool, mon.events.NO_EVENTS)
-        for code in list(self._armed.values()):
-            mon.set_local_events(tool, code, mon.events.NO_EVENTS)
-        mon.register_callback(tool, mon.events.PY_START, None)
-        mon.register_callback(tool, mon.events.LINE, None)
-        mon.free_tool_id(tool)

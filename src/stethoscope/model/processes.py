@@ -32,6 +32,7 @@ from .snapshot import (
 )
 
 REPORT_VERSION = 1
+MODE_HEADER = "X-Stethoscope-Mode"  # in the answer to a report: the mode to run in
 MAX_ENDED = 100  # ended children listed; older ones only count in the totals
 MAX_SOURCES = 5000  # child-only source files kept for the page
 MAX_SOURCE_CHARS = 2_000_000  # a bigger file is not sent
@@ -40,6 +41,7 @@ MAX_NOTES = 20
 # Indexes into a LineRow of the "total" fields (hits, self, incl).
 _TOTALS = tuple(i for i, name in enumerate(LINE_FIELDS) if name.endswith("_total"))
 _RECENT = tuple(i for i, name in enumerate(LINE_FIELDS) if name.endswith("_recent"))
+_LATEST = tuple(i for i, name in enumerate(LINE_FIELDS) if name.endswith("_last_ms"))
 
 
 class ReportError(ValueError):
@@ -201,7 +203,9 @@ def combine(own: Snapshot, table: ProcessTable, processes: Sequence[ProcessInfo]
             for row in f.lines:
                 acc = lines.setdefault(row[0], [0] * len(LINE_FIELDS))
                 for i in range(1, len(LINE_FIELDS)):
-                    if not (stale and i in _RECENT):
+                    if i in _LATEST:
+                        acc[i] = max(acc[i], row[i])
+                    elif not (stale and i in _RECENT):
                         acc[i] += row[i]
     retired, retired_paths = table.retired()
     for (fid, line), totals in retired.items():
@@ -236,7 +240,7 @@ def _ended(snap: Snapshot, info: ProcessInfo) -> Snapshot:
 
 
 def _row(line: int, acc: list[int]) -> LineRow:
-    return (line, acc[1], acc[2], acc[3], acc[4], acc[5], acc[6])
+    return (line, *acc[1:])
 
 
 def _with_pid(snapshots: Iterable[Snapshot], items: Any) -> list[Any]:

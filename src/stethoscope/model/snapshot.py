@@ -11,22 +11,26 @@ import json
 from dataclasses import dataclass
 from typing import Any, Literal
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 LINE_FIELDS: tuple[str, ...] = (
     "line",
-    "hits_recent",
+    "hits_recent",  # exact executions (trace mode)
     "hits_total",
-    "self_recent",
+    "self_recent",  # samples with the line innermost (time spent on it)
     "self_total",
-    "incl_recent",
+    "incl_recent",  # samples with the line anywhere on the stack
     "incl_total",
+    "ran_recent",  # tick windows in which the line ran (lines mode)
+    "ran_total",
+    "ran_last_ms",  # when the last window it ran in ended: Unix time in ms; 0: never
 )
 # A row of LINE_FIELDS: (line, hits_recent, hits_total, self_recent, ...).
-LineRow = tuple[int, int, int, int, int, int, int]
+LineRow = tuple[int, ...]
 
 State = Literal["running", "main-finished", "stopped"]
-HeatKind = Literal["time", "hits"]
+# What the page colours by: exact counts, sampled time, or windows a line ran in.
+HeatKind = Literal["time", "hits", "ran"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,7 +128,11 @@ class FileHeat:
     lines: tuple[LineRow, ...]  # sorted by line number
 
     def sum(self, field: str) -> int:
+        """The file's figure for a line field: the sum of its lines' (the latest, for
+        a ``*_last_ms`` time)."""
         index = LINE_FIELDS.index(field)
+        if field.endswith("_last_ms"):
+            return max((row[index] for row in self.lines), default=0)
         return sum(row[index] for row in self.lines)
 
     def line(self, lineno: int) -> LineRow | None:
@@ -148,7 +156,8 @@ class FileHeat:
 
 def order_files(files: list[FileHeat], heat: HeatKind) -> list[FileHeat]:
     """Most active first: the chosen heat (recent, then total), then the other kind."""
-    primary = ("hits_recent", "hits_total") if heat == "hits" else ("self_recent", "self_total")
+    primary = {"hits": ("hits_recent", "hits_total"), "ran": ("ran_recent", "ran_total"),
+               "time": ("self_recent", "self_total")}[heat]
     return sorted(
         files,
         key=lambda f: (f.sum(primary[0]), f.sum(primary[1]), f.sum("incl_recent"),
@@ -223,6 +232,10 @@ class Snapshot:
     exit: ExitInfo | None = None
     # Every process of the program, this one first; children only when followed.
     processes: tuple[ProcessInfo, ...] = ()
+    requested_mode: str = ""  # what trace(mode=...) or the last switch asked for
+    # Lines mode: the tick windows this process had (recent, total), the
+    # denominator of ran_recent / ran_total.
+    ran_windows: tuple[int, int] = (0, 0)
     # "process": this process's data; "combined": heat summed over all processes,
     # threads of all of them (each with its pid).
     view: str = "process"
@@ -250,6 +263,7 @@ class Snapshot:
             "time": self.time,
             "state": self.state,
             "mode": self.mode,
+            "requested_mode": self.requested_mode,
             "heat": self.heat,
             "window": self.window,
             "sample_hz": {
@@ -257,6 +271,7 @@ class Snapshot:
                 "achieved": self.sample_hz_achieved,
             },
             "line_fields": list(LINE_FIELDS),
+            "ran_windows": {"recent": self.ran_windows[0], "total": self.ran_windows[1]},
             "files": [f.to_dict() for f in self.files],
             "now": [n.to_dict() for n in self.now],
             "threads": [t.to_dict() for t in self.threads],
@@ -297,6 +312,8 @@ class Snapshot:
             exit=ExitInfo.from_dict(d["exit"]) if d.get("exit") else None,
             processes=tuple(ProcessInfo.from_dict(p) for p in d["processes"]),
             view=d["view"],
+            requested_mode=d["requested_mode"],
+            ran_windows=(d["ran_windows"]["recent"], d["ran_windows"]["total"]),
         )
 
     @classmethod

@@ -52,6 +52,10 @@ class Store:
         self._hits: HeatRing[LineKey] = HeatRing(window)
         self._self: HeatRing[LineKey] = HeatRing(window)
         self._incl: HeatRing[LineKey] = HeatRing(window)
+        # Lines mode: per line, the tick windows in which it ran, and when it last did.
+        self._ran: HeatRing[LineKey] = HeatRing(window)
+        self._ran_last: dict[LineKey, int] = {}  # Unix time in ms
+        self._windows: HeatRing[None] = HeatRing(window)  # tick windows, per second
         self._threads: tuple[ThreadInfo, ...] = ()
         self._now: tuple[NowLine, ...] = ()
         self._notes: list[str] = []
@@ -72,6 +76,18 @@ class Store:
         if counts:
             with self._lock:
                 self._hits.add(counts, int(self._clock()))
+
+    def add_ran(self, keys: Iterable[LineKey], when: float) -> None:
+        """These lines ran (at least once) in the tick window that ended at ``when``
+        (called for every window, also when none ran)."""
+        keys = list(keys)
+        with self._lock:
+            self._windows.add([(None, 1)], int(when))
+            if keys:
+                self._ran.add([(key, 1) for key in keys], int(when))
+                last, ms = self._ran_last, int(when * 1000)
+                for key in keys:
+                    last[key] = ms
 
     def add_samples(
         self,
@@ -126,6 +142,7 @@ class Store:
         *,
         state: State,
         mode: str,
+        requested_mode: str = "",
         heat: HeatKind,
         started: float,
         sample_hz: float,
@@ -135,22 +152,20 @@ class Store:
         achieved = self.sample_rate()
         with self._lock:
             second = int(self._clock())
-            rings = (self._hits, self._self, self._incl)
+            rings = (self._hits, self._self, self._incl, self._ran)
+            self._windows.expire(second)
+            windows = (self._windows.recent(None), self._windows.total(None))
             by_file: dict[str, list[LineRow]] = {}
+            keys: set[LineKey] = set()
             for ring in rings:
                 ring.expire(second)
-            keys = set(self._hits.keys()) | set(self._self.keys()) | set(self._incl.keys())
+                keys.update(ring.keys())
+            last = self._ran_last
             for key in keys:
                 fid, line = key
-                row: LineRow = (
-                    line,
-                    self._hits.recent(key),
-                    self._hits.total(key),
-                    self._self.recent(key),
-                    self._self.total(key),
-                    self._incl.recent(key),
-                    self._incl.total(key),
-                )
+                row: LineRow = (line, *(f(key) for ring in rings
+                                        for f in (ring.recent, ring.total)),
+                                last.get(key, 0))
                 by_file.setdefault(fid, []).append(row)
             paths = dict(self._paths)
             threads, now, notes = self._threads, self._now, tuple(self._notes)
@@ -175,6 +190,8 @@ class Store:
             window=self.window,
             sample_hz_requested=sample_hz,
             sample_hz_achieved=achieved,
+            requested_mode=requested_mode or mode,
+            ran_windows=windows,
             files=tuple(order_files(files, heat)),
             now=now,
             threads=threads,

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import hmac
+import json
 import selectors
 import socket
 import threading
@@ -27,6 +28,7 @@ from typing import Any, Protocol
 from urllib.parse import parse_qs, urlsplit
 
 from .._compat import block_signals
+from ..model.processes import MODE_HEADER
 from .errors import PortInUseError
 
 COOKIE = "stethoscope_token"
@@ -60,6 +62,16 @@ class Backend(Protocol):
 
     def accept_report(self, body: bytes) -> str | None:
         """Take a child process's report; an error message if it is refused."""
+        ...
+
+    @property
+    def requested_mode(self) -> str:
+        """The mode asked for last: children are told to run in it too."""
+        ...
+
+    def set_mode(self, mode: str) -> str:
+        """Switch the collection mode; the mode now running. ValueError with a
+        message for a mode that cannot be asked for."""
         ...
 
 
@@ -290,11 +302,14 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _not_allowed(self) -> None:
         self._plain(HTTPStatus.METHOD_NOT_ALLOWED,
-                    "only GET and HEAD are served (and POST to /api/report)")
+                    "only GET and HEAD are served (and POST to /api/report and /api/mode)")
 
     do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_TRACE = do_CONNECT = _not_allowed
 
     def _post(self, route: str, query: dict[str, list[str]]) -> None:
+        if route == "/api/mode":
+            self._set_mode(query)
+            return
         if route != "/api/report":
             self._not_allowed()
             return
@@ -312,7 +327,18 @@ class _Handler(BaseHTTPRequestHandler):
             self._plain(HTTPStatus.BAD_REQUEST, error)
             return
         self.send_response(HTTPStatus.NO_CONTENT)
+        self.send_header(MODE_HEADER, self.server.owner.backend.requested_mode)
         self.end_headers()
+
+    def _set_mode(self, query: dict[str, list[str]]) -> None:
+        """POST /api/mode?mode=M: switch what is collected; answers the mode now running."""
+        backend = self.server.owner.backend
+        try:
+            running = backend.set_mode(query.get("mode", [""])[0])
+        except (ValueError, RuntimeError) as exc:
+            self._plain(HTTPStatus.BAD_REQUEST, str(exc))
+            return
+        self._send(json.dumps({"mode": running}).encode(), "application/json")
 
     def _view(self, query: dict[str, list[str]]) -> str | int | None:
         """The ``pid`` query parameter: "all" (the default), or one process's pid."""
@@ -350,6 +376,8 @@ class _Handler(BaseHTTPRequestHandler):
                 self._plain(HTTPStatus.NOT_FOUND, "no monitored file has that id")
             else:
                 self._send(source, "application/json")
+        elif route in ("/api/mode", "/api/report"):
+            self._plain(HTTPStatus.METHOD_NOT_ALLOWED, f"{route} takes POST only")
         else:
             self._plain(HTTPStatus.NOT_FOUND, "not found")
 

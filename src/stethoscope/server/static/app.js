@@ -1,7 +1,8 @@
 /* stethoscope web page.
  *
  * Reads only the HTTP API described in docs/http-api.md: /api/snapshot once,
- * /api/events (SSE) for live snapshots, /api/source/<id> once per file.
+ * /api/events (SSE) for live snapshots, /api/source/<id> once per file, and
+ * POST /api/mode when the mode switch in the header is used.
  * Every string coming from the monitored program (paths, thread names, source
  * text, notes) is inserted with textContent / createTextNode, never as HTML.
  * The source view of a file is built once; later snapshots only touch the rows
@@ -20,7 +21,13 @@
   var GIVE_UP_AFTER = 4000;   // ms of failed reconnection before "disconnected"
   var TOKEN_KINDS = { kw: 1, str: 1, com: 1, num: 1, def: 1, builtin: 1, op: 1, deco: 1 };
   var FIELDS = ['line', 'hits_recent', 'hits_total', 'self_recent', 'self_total',
-    'incl_recent', 'incl_total'];
+    'incl_recent', 'incl_total', 'ran_recent', 'ran_total', 'ran_last_ms'];
+  // Lines mode notes which lines ran in each tick window of the sampler thread (0.2 s).
+  var WINDOWS_PER_S = 5;
+  // A line whose last window ended this close to the snapshot ran "just now": the
+  // latest window or two, allowing for a late tick and the 0.25 s stream interval.
+  var RAN_NOW_MS = 600;
+  var MODES = ['auto', 'sample', 'lines', 'trace'];
 
   var S = {
     snap: null,
@@ -43,6 +50,11 @@
     giveUpTimer: 0,
     retryTimer: 0,
     nowCycle: 0,
+    modeWanted: '',         // the mode asked for, as the select shows it
+    modeBusy: false,        // a POST /api/mode is on its way
+    modeSeq: 0,
+    modeHold: null,         // {running, until}: the answer of a switch, until snapshots agree
+    ranDen: 1,              // windows of the recent window, for "ran %"
     lineHeight: 0,
     mapPending: false
   };
@@ -94,7 +106,32 @@
 
   // ---------------------------------------------------------------- metrics
 
-  function heatIsHits(snap) { return snap && snap.heat === 'hits'; }
+  /* What the page colours by: "time" (sampled), "hits" (trace: exact counts) or
+   * "ran" (lines mode: the tick windows a line ran in). Hits and ran are exact:
+   * no inclusive fallback for them. */
+  function heatKind(snap) {
+    var h = snap && snap.heat;
+    return h === 'hits' || h === 'ran' ? h : 'time';
+  }
+
+  function heatIsExact(snap) { return heatKind(snap) !== 'time'; }
+
+  /* Lines mode runs ("lines" or "sample+lines"): ran_* figures are live. After a
+   * switch to another mode they stay in the snapshot, frozen, and are not shown. */
+  function linesOn(snap) {
+    return !!snap && (snap.mode === 'lines' || snap.mode === 'sample+lines');
+  }
+
+  function heatFields(snap) {
+    var k = heatKind(snap);
+    return k === 'hits' ? ['hits_recent', 'hits_total']
+      : k === 'ran' ? ['ran_recent', 'ran_total'] : ['self_recent', 'self_total'];
+  }
+
+  function agoText(ms) {
+    var s = Math.max(0, ms) / 1000;
+    return s < 10 ? s.toFixed(1) + ' s' : duration(s);
+  }
 
   function fieldIndex(snap) {
     var names = (snap && Array.isArray(snap.line_fields)) ? snap.line_fields : FIELDS;
@@ -108,11 +145,18 @@
 
   function unitWord(snap, incl) {
     if (incl) return 'samples on the stack (inclusive: no self time here)';
-    return heatIsHits(snap) ? 'executions' : 'self samples';
+    return { hits: 'executions', ran: 'windows ran in', time: 'self samples' }[heatKind(snap)];
+  }
+
+  /* The unit of a file's sum (the sidebar, the source header). */
+  function fileUnit(snap, incl) {
+    if (incl) return 'samples on the stack';
+    return { hits: 'executions', ran: 'line-windows (lines × windows each ran in)',
+      time: 'self samples' }[heatKind(snap)];
   }
 
   function secondsHint(snap, n) {
-    if (heatIsHits(snap)) return '';
+    if (heatIsExact(snap)) return '';
     var hz = snap && snap.sample_hz && Number(snap.sample_hz.achieved);
     if (!hz || !n) return '';
     var s = n / hz;
@@ -124,9 +168,13 @@
    * hot code light up too; such values are flagged and drawn differently. */
   function fileFigures(snap, file) {
     var F = fieldIndex(snap);
-    var hits = heatIsHits(snap);
-    var kr = hits ? F.hits_recent : F.self_recent;
-    var kt = hits ? F.hits_total : F.self_total;
+    var hits = heatIsExact(snap);     // exact figures: no inclusive fallback
+    var keys = heatFields(snap);
+    var kr = F[keys[0]], kt = F[keys[1]];
+    // Lines mode beside the heat: when each line last ran, and whether it did recently.
+    var ran = linesOn(snap) && F.ran_last_ms >= 0 && F.ran_recent >= 0 && F.ran_total >= 0;
+    var nowMs = (+snap.time || 0) * 1000;
+    var time = heatKind(snap) === 'time';
     var rows = Array.isArray(file.lines) ? file.lines : [];
     var out = new Map();
     var maxR = 0, maxT = 0, maxIR = 0, maxIT = 0;
@@ -146,30 +194,39 @@
     for (i = 0; i < rows.length; i++) {
       row = rows[i];
       var line = +row[F.line];
-      var v = { r: +row[kr] || 0, t: +row[kt] || 0, ri: false, ti: false, fr: 0, ft: 0 };
+      var v = { r: +row[kr] || 0, t: +row[kt] || 0, ri: false, ti: false, fr: 0, ft: 0,
+        ranR: 0, ranT: 0, last: 0, ranNow: false, ranOnly: false };
       if (!hits) {
         if (!v.r && F.incl_recent >= 0 && +row[F.incl_recent]) { v.r = +row[F.incl_recent]; v.ri = true; }
         if (!v.t && F.incl_total >= 0 && +row[F.incl_total]) { v.t = +row[F.incl_total]; v.ti = true; }
       }
       v.fr = v.r ? v.r / ((v.ri ? maxIR : maxR) || v.r) : 0;
       v.ft = v.t ? v.t / ((v.ti ? maxIT : maxT) || v.t) : 0;
-      if (v.r || v.t) out.set(line, v);
+      if (ran) {
+        v.ranR = +row[F.ran_recent] || 0;
+        v.ranT = +row[F.ran_total] || 0;
+        v.last = +row[F.ran_last_ms] || 0;
+        v.ranNow = v.last > 0 && nowMs - v.last < RAN_NOW_MS;
+        // Ran in the window, yet no sample saw it (short lines the sampler misses).
+        v.ranOnly = time && v.ranR > 0 && !v.r;
+      }
+      if (v.r || v.t || v.ranR || v.ranT) out.set(line, v);
     }
     return { lines: out, maxR: maxR, maxT: maxT };
   }
 
   function fileRecent(snap, f) {
-    var hits = heatIsHits(snap);
-    var r = +(hits ? f.hits_recent : f.self_recent) || 0;
+    var exact = heatIsExact(snap);
+    var r = +f[heatFields(snap)[0]] || 0;
     var incl = false;
-    if (!r && !hits && +f.incl_recent) { r = +f.incl_recent; incl = true; }
+    if (!r && !exact && +f.incl_recent) { r = +f.incl_recent; incl = true; }
     return { v: r, incl: incl };
   }
 
   function fileTotal(snap, f) {
-    var hits = heatIsHits(snap);
-    var t = +(hits ? f.hits_total : f.self_total) || 0;
-    if (!t && !hits) t = +f.incl_total || 0;
+    var exact = heatIsExact(snap);
+    var t = +f[heatFields(snap)[1]] || 0;
+    if (!t && !exact) t = +f.incl_total || 0;
     return t;
   }
 
@@ -220,6 +277,7 @@
       ended: 'ended', disconnected: 'disconnected' }[st] || st;
     setText($('conn-text'), label);
     updateBanner();
+    if (S.snap) renderMode(S.snap);
   }
 
   function updateBanner() {
@@ -277,7 +335,7 @@
     $('argv').title = prog;
     setText($('pid'), snap.pid != null ? snap.pid : '–');
     setText($('python'), snap.python || '–');
-    setText($('mode'), snap.mode || '–');
+    renderMode(snap);
     var hz = snap.sample_hz || {};
     var ach = Number(hz.achieved), req = Number(hz.requested);
     setText($('rate'), isFinite(ach) && hz.achieved != null ? ach.toFixed(ach >= 100 ? 0 : 1) + ' Hz' : '–');
@@ -285,15 +343,7 @@
       (isFinite(req) ? req.toFixed(0) : '?') + ' Hz requested';
     $('rate').classList.toggle('warn', isFinite(ach) && isFinite(req) && req > 0 && ach < req * 0.5);
     if (snap.started && snap.time) setText($('uptime'), duration(snap.time - snap.started));
-    var heat = heatIsHits(snap) ? 'heat = exact executed-line counts' : 'heat = sampled time (self samples)';
-    setText($('heat-label'), heat);
-    $('heat-label').title = heatIsHits(snap)
-      ? 'bars show how many times each line ran (exact counts)'
-      : 'bars show sampled time spent on each line itself; lines with only inclusive time (callers) are striped';
-    setText($('ch-recent'), snap.window ? 'last ' + snap.window + ' s' : 'recent');
-    setText($('ch-pct'), heatIsHits(snap) ? 'runs' : '% time');
-    $('ch-pct').title = heatIsHits(snap) ? 'executions in the recent window'
-      : "share of the program's recent sampled time spent on this line itself";
+    renderHeatLabel(snap);
     var sel = S.selected && findFile(snap, S.selected);
     var one = snap.view === 'process' && procList(snap).length > 1;
     var p = one ? findProc(snap, snap.pid) : null;
@@ -301,6 +351,187 @@
     setText($('view'), one ? 'pid ' + snap.pid + (p ? ' · ' + procLabel(p) : '') : 'all processes');
     document.title = 'stethoscope — ' + (sel ? sel.name + ' — ' : '') + basename(argv[0] || '') +
       (snap.pid != null ? ' (pid ' + snap.pid + (one ? ' only' : '') + ')' : '');
+  }
+
+  /* What the bars mean, in the header pill, the column heads and the legend. */
+  function renderHeatLabel(snap) {
+    var kind = heatKind(snap), lines = linesOn(snap);
+    var win = snap.window ? 'the last ' + snap.window + ' s' : 'the recent window';
+    var text, title;
+    if (kind === 'hits') {
+      text = 'heat = exact executed-line counts';
+      title = 'trace mode: bars show how many times each line ran (exact counts)';
+    } else if (kind === 'ran') {
+      text = 'heat = windows each line ran in (every line, ' + WINDOWS_PER_S + ' windows/s)';
+      title = 'lines mode: every line that runs is seen, however short, once per ' +
+        (1 / WINDOWS_PER_S) + ' s window; a line\'s figure is the number of windows it ran in ' +
+        '(not how often or how long it ran). The percentage is its share of the windows of ' + win +
+        '; a dot in the gutter marks lines that ran just now.';
+    } else {
+      text = lines ? 'heat = sampled time' : 'heat = sampled time (self samples)';
+      title = 'bars show sampled time spent on each line itself; lines with only inclusive time ' +
+        '(callers) are striped' + (lines ? '.\nLines mode runs beside the sampler and sees every line ' +
+        'that runs: a dot in the gutter marks lines that ran in the latest window, a blue tint (and ' +
+        '"ran") lines that ran in ' + win + ' but that no sample caught (short lines)' : '');
+    }
+    var label = $('heat-label');
+    if (label.firstChild && label.firstChild.nodeType === 3) setText(label.firstChild, text);
+    else { label.textContent = ''; label.appendChild(document.createTextNode(text)); }
+    // Sampled time with lines mode: what the gutter's dot means, in its colour.
+    var more = label.querySelector('.hl-ran');
+    if (lines && kind === 'time' && !more) {
+      more = el('span', 'hl-ran');
+      more.appendChild(el('span', 'hl-dot'));
+      more.appendChild(document.createTextNode('ran just now (exact)'));
+      label.appendChild(more);
+    } else if (!(lines && kind === 'time') && more) {
+      more.remove();
+    }
+    label.title = title;
+    setText($('ch-recent'), snap.window ? 'last ' + snap.window + ' s' : 'recent');
+    setText($('ch-pct'), { hits: 'runs', ran: 'ran %', time: '% time' }[kind]);
+    $('ch-pct').title = {
+      hits: 'executions in the recent window',
+      ran: 'share of the tick windows of ' + win + ' in which the line ran',
+      time: "share of the program's recent sampled time spent on this line itself" +
+        (lines ? '; "ran": it ran, but no sample caught it' : '')
+    }[kind];
+    $('lg-incl').hidden = kind !== 'time';
+    $('lg-ran-only').hidden = !(lines && kind === 'time');
+    $('lg-ran-now').hidden = !lines;
+    document.body.dataset.heat = kind;
+  }
+
+  // ---------------------------------------------------------------- mode switch
+  //
+  // The select shows the mode asked for; #mode what runs (a snapshot's `mode`).
+  // POST /api/mode?mode=M answers the mode now running, or 400 with a reason.
+
+  /* Which running modes each requested mode may turn into ("sample" is the
+   * fallback of every mode that cannot run here). */
+  var MODE_RUNS = {
+    auto: ['sample+lines', 'sample'], sample: ['sample'], lines: ['lines', 'sample'],
+    trace: ['trace', 'sample']
+  };
+
+  function requestedFrom(running) {
+    return running === 'sample+lines' ? 'auto' : MODES.indexOf(running) >= 0 ? running : 'sample';
+  }
+
+  function pyAtLeast(snap, major, minor) {
+    var m = /^(\d+)\.(\d+)/.exec(String(snap && snap.python || ''));
+    if (!m) return true;
+    return +m[1] > major || (+m[1] === major && +m[2] >= minor);
+  }
+
+  /* The process whose monitor the switch acts on: the program's own (the first
+   * listed). A child's view shows that child's mode, which the page cannot change. */
+  function ownView(snap) {
+    var procs = procList(snap);
+    return snap.view !== 'process' || !procs.length || String(procs[0].pid) === String(snap.pid);
+  }
+
+  function renderMode(snap) {
+    var running = String(snap.mode || '');
+    // A snapshot built just before a switch may arrive after its answer: for a
+    // moment the answer wins, until a snapshot says the same.
+    var hold = S.modeHold;
+    if (hold && (running === hold.running || Date.now() > hold.until)) S.modeHold = hold = null;
+    if (hold && ownView(snap)) running = hold.running;
+    var b = $('mode'), pick = $('mode-pick');
+    setText(b, S.modeBusy ? 'switching…' : running || '–');
+    b.classList.toggle('busy', !!S.modeBusy);
+    // What was asked for: the page's last request while the monitor runs one of
+    // its outcomes; otherwise (first load, a switch from elsewhere) read from `mode`.
+    if (!S.modeBusy && running && !hold && snap.requested_mode && ownView(snap) &&
+        MODES.indexOf(snap.requested_mode) >= 0) {
+      S.modeWanted = snap.requested_mode;  // what the monitor was asked for, by anyone
+    } else if (!S.modeBusy && running &&
+        (!S.modeWanted || (MODE_RUNS[S.modeWanted] || []).indexOf(running) < 0)) {
+      S.modeWanted = requestedFrom(running);
+    }
+    if (!S.modeBusy && S.modeWanted && pick.value !== S.modeWanted) pick.value = S.modeWanted;
+    var own = ownView(snap);
+    var ended = S.state === 'ended' || snap.state === 'stopped';
+    pick.disabled = !!S.modeBusy || !own || ended;
+    var old = !pyAtLeast(snap, 3, 12);
+    pick.title = ended ? 'the monitor has stopped'
+      : !own ? 'this is a child process\'s own mode: switch modes from the main process or all processes'
+      : 'the collection mode to ask for (counts collected so far are kept):\n' +
+        'auto: sampled time' + (old ? '' : ' + lines mode') + '\nsample: sampled time only\n' +
+        'lines: which lines ran, every line, ' + WINDOWS_PER_S + ' windows/s' +
+        (old ? ' (needs Python 3.12+: sampling here)' : '') + '\n' +
+        'trace: exact line counts, slower' + (old ? ' (on Python < 3.12 only from the program\'s main thread)' : '');
+    b.title = 'what the monitor runs now' + (running === 'sample+lines'
+      ? ': the sampler, and lines mode for which lines ran' : '');
+  }
+
+  function showModeMsg(text, kind) {
+    var box = $('mode-msg');
+    setText($('mode-msg-text'), text);
+    $('mode-msg-text').title = text;     // the whole of it, if the line is cut
+    box.className = 'mode-msg mode-msg-' + kind;
+    box.hidden = false;
+  }
+
+  function hideModeMsg() { $('mode-msg').hidden = true; }
+
+  /* The first line of a text/plain error, without the status the server puts first. */
+  function plainReason(text, status) {
+    var line = String(text || '').split('\n').filter(function (x) { return x.trim(); })[0] || '';
+    line = line.trim();
+    if (line.indexOf(status + ' ') === 0) line = line.slice(String(status).length + 1);
+    return line.length > 300 ? line.slice(0, 299) + '…' : line;
+  }
+
+  function switchMode(mode) {
+    if (MODES.indexOf(mode) < 0) return;
+    var before = S.modeWanted;
+    var seq = ++S.modeSeq;
+    S.modeBusy = true;
+    hideModeMsg();
+    $('mode-pick').disabled = true;
+    $('mode').classList.add('busy');
+    setText($('mode'), 'switching…');
+    function done() {
+      if (seq !== S.modeSeq) return false;
+      S.modeBusy = false;
+      $('mode').classList.remove('busy');
+      return true;
+    }
+    fetch('/api/mode?mode=' + encodeURIComponent(mode), {
+      method: 'POST', credentials: 'same-origin', cache: 'no-store'
+    }).then(function (r) {
+      return r.text().then(function (body) { return { r: r, body: body }; });
+    }).then(function (res) {
+      if (!done()) return;
+      var running = null;
+      if (res.r.ok) {
+        var data = parse(res.body);
+        running = data && typeof data.mode === 'string' ? data.mode : null;
+      }
+      if (running) {
+        S.modeWanted = mode;
+        S.modeHold = { running: running, until: Date.now() + 1500 };
+        var expected = mode === 'auto' && S.snap && !pyAtLeast(S.snap, 3, 12)
+          ? 'sample' : (MODE_RUNS[mode] || [])[0];
+        if (expected !== running) {
+          showModeMsg('asked for ' + mode + ': the monitor runs ' + running + ' (see the notes)', 'warn');
+        }
+      } else {
+        S.modeWanted = before;
+        var why = res.r.status === 403 ? 'the monitor refused this page (token)'
+          : plainReason(res.body, res.r.status) || 'HTTP ' + res.r.status;
+        showModeMsg('cannot switch to ' + mode + ': ' + why, 'error');
+      }
+      if (S.snap) renderMode(S.snap);
+    }, function (err) {
+      if (!done()) return;
+      S.modeWanted = before;
+      showModeMsg('cannot switch to ' + mode + ': no answer from the monitor (' +
+        String(err && err.message || err) + ')', 'error');
+      if (S.snap) renderMode(S.snap);
+    });
   }
 
   function renderNotes(snap) {
@@ -643,7 +874,6 @@
     var maxR = 0;
     files.forEach(function (f) { var r = fileRecent(snap, f).v; if (r > maxR) maxR = r; });
     var seen = new Set();
-    var unit = heatIsHits(snap) ? 'executions' : 'self samples';
     files.forEach(function (f) {
       seen.add(f.id);
       var li = S.fileEls.get(f.id);
@@ -662,7 +892,7 @@
       var nowLines = nowMap.get(f.id);
       li.classList.toggle('has-now', !!nowLines);
       li.title = String(f.path || name) + '\nrecent: ' + full(rec.v) + ' ' +
-        (rec.incl ? 'samples on the stack' : unit) + '\ntotal: ' + full(tot) +
+        fileUnit(snap, rec.incl) + '\ntotal: ' + full(tot) +
         (nowLines ? '\nexecuting now: line ' + Array.from(nowLines.keys()).join(', ') : '');
     });
     S.fileEls.forEach(function (li, id) {
@@ -769,15 +999,31 @@
     return bars;
   }
 
+  function percentText(p) {
+    return p >= 9.95 ? p.toFixed(0) + '%' : p >= 0.1 ? p.toFixed(1) + '%' : '<0.1%';
+  }
+
   /* The figure printed beside the bars: for sampled time the line's share of the
-   * program's recent self samples (all files), for hits the recent count. */
+   * program's recent self samples (all files), for hits the recent count, for
+   * lines mode the share of the recent windows in which the line ran. A line that
+   * ran (lines mode) but has no samples says "ran". */
   function shareText(snap, v) {
+    if (v.ranOnly) return 'ran';
     if (!v.r || v.ri) return '';
-    if (heatIsHits(snap)) return compact(v.r);
+    var kind = heatKind(snap);
+    if (kind === 'hits') return compact(v.r);
+    if (kind === 'ran') return percentText(Math.min(100, 100 * v.r / (S.ranDen || v.r)));
     var all = S.recentAll || 0;
     if (!all) return '';
-    var p = 100 * v.r / all;
-    return p >= 9.95 ? p.toFixed(0) + '%' : p >= 0.1 ? p.toFixed(1) + '%' : '<0.1%';
+    return percentText(100 * v.r / all);
+  }
+
+  /* The windows of the recent window, for "ran %": the monitor counts them
+   * (ran_windows.recent). In the combined view of several processes a child's
+   * line may have run in more windows than the program's own: never over 100 %. */
+  function ranWindows(snap) {
+    var w = snap.ran_windows && +snap.ran_windows.recent;
+    return w > 0 ? w : 1;
   }
 
   // Bar width in percent, in half-percent steps so that a small change of the
@@ -787,7 +1033,7 @@
   function rowSig(snap, v) {
     if (!v) return '';
     return v.r + '/' + v.t + '/' + pct(v.fr) + '/' + pct(v.ft) + '/' + (v.ri ? 1 : 0) +
-      (v.ti ? 1 : 0) + '/' + shareText(snap, v);
+      (v.ti ? 1 : 0) + (v.ranNow ? 1 : 0) + (v.ranOnly ? 1 : 0) + '/' + shareText(snap, v);
   }
 
   function paintRow(view, line, v, snap) {
@@ -811,6 +1057,8 @@
       row.classList.toggle('hot', v.r > 0);
       row.classList.toggle('warm', v.r === 0 && v.t > 0);
       row.classList.toggle('incl-only', v.r > 0 ? v.ri : v.ti);
+      row.classList.toggle('ran-now', v.ranNow);
+      row.classList.toggle('ran-only', v.ranOnly);
       // Perceptual scale: sqrt keeps moderately hot lines visible next to the hottest.
       row.style.setProperty('--h', v.r ? (Math.round(Math.sqrt(v.fr) * 50) / 50).toString() : '0');
       setText(pc, shareText(snap, v));
@@ -818,7 +1066,7 @@
       br.style.width = '0%'; bt.style.width = '0%';
       br.dataset.value = '0'; bt.dataset.value = '0';
       setText(pc, '');
-      row.classList.remove('hot', 'warm', 'incl-only');
+      row.classList.remove('hot', 'warm', 'incl-only', 'ran-now', 'ran-only');
       row.style.removeProperty('--h');
     }
     if (row === S.hoverRow) describeRow(view, row);
@@ -839,13 +1087,32 @@
       return;
     }
     var win = snap.window ? 'last ' + snap.window + ' s' : 'recent';
-    var rt = win + ': ' + full(v.r) + ' ' + unitWord(snap, v.ri) + secondsHint(snap, v.ri ? 0 : v.r);
-    var tt = 'total: ' + full(v.t) + ' ' + unitWord(snap, v.ti) + secondsHint(snap, v.ti ? 0 : v.t);
+    var kind = heatKind(snap);
+    var rt, tt, share = v.ranOnly ? '' : shareText(snap, v), extra = '';
+    if (kind === 'ran') {
+      rt = win + ': ran in ' + full(v.r) + ' window' + (v.r === 1 ? '' : 's') +
+        (share ? ' (' + share + ' of about ' + full(S.ranDen) + ')' : '');
+      tt = 'total: ran in ' + full(v.t) + ' window' + (v.t === 1 ? '' : 's') + ' of ' +
+        (1 / WINDOWS_PER_S) + ' s';
+    } else {
+      rt = win + ': ' + full(v.r) + ' ' + unitWord(snap, v.ri) + secondsHint(snap, v.ri ? 0 : v.r);
+      tt = 'total: ' + full(v.t) + ' ' + unitWord(snap, v.ti) + secondsHint(snap, v.ti ? 0 : v.t);
+      if (share && kind === 'time') extra += '\n' + share + " of the program's recent sampled time";
+    }
+    if (linesOn(snap)) {
+      if (kind === 'time') {
+        extra += '\nlines mode: ' + (v.ranR ? 'ran in ' + full(v.ranR) + ' of the windows of the ' + win
+          : v.ranT ? 'not run in the ' + win : 'not seen running');
+        if (v.ranOnly) extra += ' — too short for the sampler to catch';
+      }
+      if (v.last) {
+        extra += '\n' + (v.ranNow ? 'ran just now: ' : '') + 'last ran ' +
+          agoText((+snap.time || 0) * 1000 - v.last) + ' ago';
+      }
+    }
     bars.firstChild.firstChild.title = rt;
     bars.children[1].firstChild.title = tt;
-    var share = shareText(snap, v);
-    row.firstChild.title = 'line ' + line + '\n' + rt + '\n' + tt +
-      (share && !heatIsHits(snap) ? '\n' + share + " of the program's recent sampled time" : '');
+    row.firstChild.title = 'line ' + line + '\n' + rt + '\n' + tt + extra;
   }
 
   function chunkOf(line) { return Math.floor((line - 1) / CHUNK); }
@@ -890,9 +1157,11 @@
   function updateView(view, snap, nowMap) {
     var file = findFile(snap, view.id);
     var figs = file ? fileFigures(snap, file) : { lines: new Map(), maxR: 0, maxT: 0 };
+    var recentKey = heatFields(snap)[0];
     S.recentAll = (snap.files || []).reduce(function (acc, f) {
-      return acc + (+(heatIsHits(snap) ? f.hits_recent : f.self_recent) || 0);
+      return acc + (+f[recentKey] || 0);
     }, 0);
+    S.ranDen = heatKind(snap) === 'ran' ? ranWindows(snap) : 1;
     view.figures = figs;
     var painted = view.painted;
     var lazy = !!view.io;
@@ -923,15 +1192,16 @@
       row.lastChild.title = 'executing now in: ' + who.join(', ');
     });
     view.nowLines = nowLines;
+    // The row under the pointer: its title says how long ago the line last ran.
+    if (S.hoverRow && view.rows[+S.hoverRow.dataset.line] === S.hoverRow) describeRow(view, S.hoverRow);
 
-    var unit = heatIsHits(snap) ? 'executions' : 'self samples';
     if (file) {
       var rec = fileRecent(snap, file);
       var stats = $('src-stats');
       setText(stats, (snap.window ? snap.window + ' s: ' : 'recent: ') + compact(rec.v) +
         ' · total: ' + compact(fileTotal(snap, file)));
       stats.title = (snap.window ? 'last ' + snap.window + ' s: ' : 'recent: ') + full(rec.v) + ' ' +
-        (rec.incl ? 'samples on the stack' : unit) + secondsHint(snap, rec.incl ? 0 : rec.v) +
+        fileUnit(snap, rec.incl) + secondsHint(snap, rec.incl ? 0 : rec.v) +
         '\ntotal: ' + full(fileTotal(snap, file)) + '\n' + figs.lines.size + ' lines with data';
     }
     scheduleMinimap();
@@ -1060,12 +1330,13 @@
     // then draw each intensity level as one path: a few fill calls per frame.
     var LEVELS = 8;
     var hotPx = new Float32Array(H), inclPx = new Float32Array(H), totPx = new Float32Array(H);
+    var ranPx = new Float32Array(H);
     var figs = view.figures;
     if (figs) {
       figs.lines.forEach(function (v, line) {
         var y0 = Math.max(0, Math.floor(yOf(line))), y1 = Math.min(H, Math.ceil(yOf(line) + h));
-        var arr = v.r ? (v.ri ? inclPx : hotPx) : totPx;
-        var f = v.r ? v.fr : v.ft;
+        var arr = v.ranOnly ? ranPx : v.r ? (v.ri ? inclPx : hotPx) : totPx;
+        var f = v.ranOnly ? 1 : v.r ? v.fr : v.ft;
         for (var y = y0; y < y1; y++) if (f > arr[y]) arr[y] = f;
       });
     }
@@ -1081,6 +1352,7 @@
       }
     }
     drawLevels(totPx, W * 0.4, W * 0.6, function (a) { return 'rgba(196,150,63,' + (0.15 + 0.35 * a).toFixed(3) + ')'; });
+    drawLevels(ranPx, 0, W, function () { return 'rgba(110,168,255,0.45)'; });
     drawLevels(inclPx, 0, W, function (a) { return 'rgba(231,168,106,' + (0.2 + 0.35 * a).toFixed(3) + ')'; });
     drawLevels(hotPx, 0, W, function (a) { return 'rgba(255,90,54,' + (0.35 + 0.65 * a).toFixed(3) + ')'; });
     ctx.fillStyle = '#3ddc97';
@@ -1513,6 +1785,8 @@
   }
 
   function wire() {
+    $('mode-pick').addEventListener('change', function (ev) { switchMode(ev.target.value); });
+    $('mode-msg-close').addEventListener('click', hideModeMsg);
     $('files').addEventListener('click', function (ev) {
       var li = ev.target.closest('.file');
       if (li) selectFile(li.dataset.id, {});
