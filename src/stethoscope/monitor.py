@@ -155,14 +155,19 @@ class Monitor:
             if threading.active_count() > 1:  # e.g. not in a fresh child
                 self.store.note(NOTE_RUNNING_THREADS)
         tracer = Tracer(self.resolver, self._counters, on_fault=self._tracer_fault)
+        if self._try_start(tracer):
+            self._tracer = tracer
+            self.mode = "trace"
+
+    def _try_start(self, collector: Collector) -> bool:
+        """Start a collector that may be unavailable here (a note says why)."""
         try:
-            tracer.start()
+            collector.start()
         except CollectorUnavailable as exc:
             self._note(str(exc))
-            return
-        self._tracer = tracer
-        self._collectors.append(tracer)
-        self.mode = "trace"
+            return False
+        self._collectors.append(collector)
+        return True
 
     def _start_mode(self, mode: str) -> None:
         """Start what ``mode`` needs besides the sampler, which always runs (it feeds
@@ -182,14 +187,9 @@ class Monitor:
         from .collectors.lines import LinesCollector
 
         lines = LinesCollector(self.store, self.resolver, on_fault=self._lines_fault)
-        try:
-            lines.start()
-        except CollectorUnavailable as exc:
-            self._note(str(exc))
-            return
-        self._lines = lines
-        self._collectors.append(lines)
-        self.mode = "lines" if mode == "lines" else "sample+lines"
+        if self._try_start(lines):
+            self._lines = lines
+            self.mode = "lines" if mode == "lines" else "sample+lines"
 
     def _stop_mode(self) -> None:
         """Stop the tracer or the lines collector; what they counted stays. The
