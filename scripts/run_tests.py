@@ -97,8 +97,13 @@ def wanted_versions():
 
 
 def stamp_text(interpreter_version):
-    with open(os.path.join(ROOT, "pyproject.toml"), "rb") as f:
-        digest = hashlib.sha256(f.read()).hexdigest()
+    # What the install builds from: the project file and the C accelerator's source.
+    digest = hashlib.sha256()
+    for name in ("pyproject.toml", os.path.join("src", "stethoscope", "_speedups.c"),
+                 os.path.join("scripts", "hatch_build.py")):
+        with open(os.path.join(ROOT, name), "rb") as f:
+            digest.update(f.read())
+    digest = digest.hexdigest()
     return "pyproject=%s\nextras=%s\npython=%s\n" % (digest, EXTRAS, interpreter_version)
 
 

@@ -1,18 +1,28 @@
-"""Per-thread line counters for the exact-count collectors, and their folding.
+"""Line counters for the exact-count collectors, and their folding.
 
-Each thread increments only its own dict, so no increment is ever lost to a
-race between threads. A folding thread copies each dict (a single C call,
-atomic under the GIL), turns the difference to the previous copy into
-(file id, line) deltas and hands them to the Store. Dicts of threads that
-ended are folded one last time and dropped, so memory follows live threads.
+Two ways to count, folded alike into (file id, line) deltas for the Store:
+
+- Per-thread dicts (the pure-Python callbacks): each thread increments only its
+  own dict, so no increment is ever lost to a race between threads. A folding
+  thread copies each dict (a single C call, atomic under the GIL) and turns the
+  difference to the previous copy into deltas. Dicts of threads that ended are
+  folded one last time and dropped, so memory follows live threads.
+- The compiled ``stethoscope._speedups.LineCounter``, when it could be built and
+  imported: one counter for all threads (it increments in C under the GIL), whose
+  ``take()`` hands over the counts since the last take, so folding needs no copy.
+  ``STETHOSCOPE_NO_SPEEDUPS=1`` in the environment turns it off (pure Python).
 """
 
 from __future__ import annotations
 
+import importlib
+import os
 import sys
 import threading
 from collections import defaultdict
+from collections.abc import Callable
 from types import CodeType
+from typing import Any, Protocol
 
 from ..model import Store
 from .filters import Resolver
@@ -23,6 +33,32 @@ from .filters import Resolver
 LineCounts = defaultdict[int, int]
 Counts = dict[int, LineCounts]
 OWN_THREAD_PREFIX = "stethoscope-"
+NO_SPEEDUPS_ENV = "STETHOSCOPE_NO_SPEEDUPS"
+
+
+class LineCounter(Protocol):
+    """stethoscope._speedups.LineCounter: a LINE callback that counts in C."""
+
+    def __call__(self, code: CodeType, line: int) -> None: ...
+
+    def take(self) -> list[tuple[CodeType, dict[int, int]]]: ...
+
+
+def _load_speedups() -> Any:
+    """The compiled module, or None: not built for this interpreter (no compiler,
+    a free-threaded build, a platform without wheels) or turned off by the env."""
+    if os.environ.get(NO_SPEEDUPS_ENV, "") not in ("", "0"):
+        return None
+    try:
+        return importlib.import_module("stethoscope._speedups")
+    except ImportError:
+        return None
+
+
+# Looked up once, at import: whether the compiled counter runs must not change
+# while a monitor runs.
+_speedups = _load_speedups()
+HAS_SPEEDUPS = _speedups is not None
 
 
 def is_own_thread(thread: object) -> bool:
@@ -50,6 +86,22 @@ class ThreadCounters:
         # serial -> (thread ident, live counts, copy at the last fold)
         self._live: dict[int, tuple[int, Counts, dict[int, dict[int, int]]]] = {}
         self._serial = 0
+        self._compiled: list[LineCounter] = []  # compiled counters, taken at each fold
+
+    def line_counter(self, on_fault: Callable[[BaseException], object]) -> LineCounter | None:
+        """A compiled counter for every thread (the monitor's own threads excluded),
+        folded with the rest; None when stethoscope._speedups is unavailable.
+
+        It never raises into the counted program: an internal error calls
+        ``on_fault(exc)`` and that counter stops counting.
+        """
+        if _speedups is None:
+            return None
+        counter: LineCounter = _speedups.LineCounter(exclude=current_thread_is_own,
+                                                     on_fault=on_fault)
+        with self._lock:
+            self._compiled.append(counter)
+        return counter
 
     def new(self) -> Counts:
         """A fresh counts dict for the calling thread (never folded for our own threads)."""
@@ -62,6 +114,26 @@ class ThreadCounters:
         return counts
 
     def fold(self) -> None:
+        """Hand every count made since the last fold to the store."""
+        deltas: dict[tuple[str, int], int] = {}
+        self._fold_threads(deltas)
+        with self._lock:
+            compiled = list(self._compiled)
+        resolve = self._resolver
+        for counter in compiled:
+            # take() swaps in a fresh table in one C call: counts made meanwhile
+            # go to the next fold, none is lost or counted twice.
+            for code, counted in counter.take():
+                fid = resolve(code.co_filename)
+                if fid is None:
+                    continue
+                for line, n in counted.items():
+                    key = (fid, line)
+                    deltas[key] = deltas.get(key, 0) + n
+        self._store.add_hits(deltas)
+
+    def _fold_threads(self, deltas: dict[tuple[str, int], int]) -> None:
+        """Add the per-thread dicts' growth since the last fold to deltas."""
         # Entries first, then the live threads: an entry whose thread is missing
         # from the later list has ended and cannot count any more.
         with self._lock:
@@ -69,7 +141,6 @@ class ThreadCounters:
         # The idents only: a keys view would keep the dict, and with it this very
         # frame, alive in a reference cycle (see Sampler._tick).
         alive = set(sys._current_frames())
-        deltas: dict[tuple[str, int], int] = {}
         resolve = self._resolver
         codes = self.codes
         for serial, (ident, counts, before) in entries:
@@ -92,4 +163,3 @@ class ThreadCounters:
             else:
                 with self._lock:
                     self._live.pop(serial, None)
-        self._store.add_hits(deltas)

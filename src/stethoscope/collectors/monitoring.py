@@ -23,10 +23,13 @@ from collections.abc import Callable
 from types import CodeType, FrameType
 from typing import Any, ClassVar
 
-from .counting import LineCounts, ThreadCounters
+from .counting import HAS_SPEEDUPS, LineCounts, ThreadCounters
 from .filters import Resolver
 
 TOOL_NAME = "stethoscope"
+# True when trace mode counts lines in C (stethoscope._speedups; see counting.py),
+# False when it runs the pure-Python callback.
+ACCELERATED = HAS_SPEEDUPS
 
 
 def _tool_ids() -> tuple[int, ...]:
@@ -133,6 +136,10 @@ class MonitoringTool:
 
 
 class MonitoringTracer(MonitoringTool):
+    """Counts every line of monitored code. The LINE callback is the compiled
+    counter when stethoscope._speedups is available (``accelerated``), else a
+    Python function counting into per-thread dicts; both fold the same way."""
+
     name = "trace"
     purpose = "exact line counting"
 
@@ -141,8 +148,13 @@ class MonitoringTracer(MonitoringTool):
         super().__init__(resolver, counters.codes, on_fault)
         self._counters = counters
         self._local = threading.local()
+        self.accelerated = False  # set by start(): which callback counts
 
     def _make_line_callback(self) -> Callable[[CodeType, int], Any]:
+        counter = self._counters.line_counter(on_fault=self._fault)
+        self.accelerated = counter is not None
+        if counter is not None:
+            return counter
         local = self._local
         new_counts = self._counters.new
         fault = self._fault
