@@ -10,6 +10,7 @@ import asyncio
 import difflib
 import fractions
 import gc
+import inspect
 import json
 import os
 import statistics
@@ -69,6 +70,10 @@ def test_the_accelerator_is_built_and_used_in_our_test_environments() -> None:
         from stethoscope.collectors import monitoring
 
         assert monitoring.ACCELERATED is True
+    else:
+        from stethoscope.collectors import settrace
+
+        assert settrace.ACCELERATED is True
 
 
 # -- counting exactly, like the Python callback ---------------------------------------
@@ -178,7 +183,6 @@ def _count_to(n: int) -> int:
     return total
 
 
-@needs_monitoring
 @needs_speedups
 def test_trace_mode_counts_the_same_with_and_without_the_accelerator(tmp_path: Path) -> None:
     """The whole path (tracer, fold, store) in child processes: identical hits."""
@@ -197,6 +201,8 @@ def test_trace_mode_counts_the_same_with_and_without_the_accelerator(tmp_path: P
 
         mon = stethoscope.trace(mode="trace", port=0, quiet=True,
                                 files=stethoscope.files.path_contains("work_speedups"))
+        accelerated = (monitoring.ACCELERATED if sys.version_info >= (3, 12)
+                       else type(sys.gettrace()).__name__ == "Tracer")  # the C tracer
         threads = [threading.Thread(target=work, args=(3000,)) for _ in range(4)]
         for t in threads: t.start()
         work(2000)
@@ -204,7 +210,7 @@ def test_trace_mode_counts_the_same_with_and_without_the_accelerator(tmp_path: P
         mon.stop()
         hits = sorted((row[0], row[2]) for f in mon.snapshot().files for row in f.lines
                       if row[2])
-        print(json.dumps({"accelerated": monitoring.ACCELERATED, "mode": mon.mode,
+        print(json.dumps({"accelerated": accelerated, "mode": mon.mode,
                           "hits": hits}))
     """))
     results = {}
@@ -433,3 +439,252 @@ def test_the_env_var_turns_the_accelerator_off_and_trace_mode_still_counts(
                           check=False)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["False", "trace", "[5000,", "5001]"]
+
+
+# -- the C trace function of 3.10/3.11 (settrace) --------------------------------------
+
+HAS_TRACER = counting.HAS_SPEEDUPS and hasattr(counting.compiled_module(), "Tracer")
+needs_tracer = pytest.mark.skipif(
+    HAS_MONITORING or not HAS_TRACER,
+    reason="the C settrace tracer is for 3.10/3.11, with the accelerator on")
+# The corpus's files: this module and the stdlib modules it runs (not asyncio, whose
+# internal lines depend on timing).
+CORPUS_FILES = ("test_speedups.py", f"json{os.sep}", "textwrap.py", "difflib.py",
+                "fractions.py", "statistics.py")
+
+
+def _noop_tracer(frame: Any, event: str, arg: Any) -> None:
+    return None
+
+
+def _hits_under_trace_mode(*, python_tracer: bool) -> tuple[bool, dict[tuple[str, int], int]]:
+    """Run the corpus under trace mode: (whether the C tracer ran, hits by (path, line)).
+
+    Another tool's trace function present at start makes stethoscope use the Python
+    tracer (which restores it correctly); otherwise the C one runs."""
+    from stethoscope.model import LINE_FIELDS
+
+    hits_index = LINE_FIELDS.index("hits_total")
+    if python_tracer:
+        sys.settrace(_noop_tracer)
+    try:
+        with stethoscope.trace(stethoscope.files.path_contains(*CORPUS_FILES), port=0,
+                               quiet=True, mode="trace") as monitor:
+            compiled = type(sys.gettrace()).__name__ == "Tracer"
+            _corpus()
+            monitor.stop()
+            assert monitor.mode == "trace"
+            snapshot = monitor.snapshot()
+        assert sys.gettrace() is (_noop_tracer if python_tracer else None)
+    finally:
+        sys.settrace(None)
+    hits = {(f.path, row[0]): row[hits_index] for f in snapshot.files for row in f.lines
+            if row[hits_index]}
+    return compiled, hits
+
+
+@needs_tracer
+def test_the_c_tracer_counts_like_the_python_tracer_line_for_line() -> None:
+    _corpus()  # warm: first-call paths (caches of re, json, ...) run once, untraced
+    compiled_py, by_python = _hits_under_trace_mode(python_tracer=True)
+    compiled_c, by_c = _hits_under_trace_mode(python_tracer=False)
+    assert (compiled_py, compiled_c) == (False, True)
+    assert {os.path.basename(path) for path, _ in by_c} >= {
+        "test_speedups.py", "decoder.py", "textwrap.py", "difflib.py", "fractions.py",
+        "statistics.py"}
+    assert sum(by_c.values()) > 20_000  # the corpus is not trivial
+    # The lines of this test that ran between start and the first corpus line
+    # differ (the tracers are set up differently); everything the corpus ran does not.
+    here = __file__
+    source, first = inspect.getsourcelines(_corpus)
+    corpus_lines = range(first, first + len(source))
+
+    def relevant(hits: dict[tuple[str, int], int]) -> dict[tuple[str, int], int]:
+        return {k: n for k, n in hits.items() if k[0] != here or k[1] in corpus_lines}
+
+    assert relevant(by_c) == relevant(by_python)
+
+
+def _tracer_for(*paths: str, on_fault: Callable[[BaseException], object] | None = None,
+                resolve: Callable[[str], object] | None = None) -> tuple[Any, Any]:
+    counter = _speedups().LineCounter(exclude=counting.current_thread_is_own)
+
+    def monitored(filename: str) -> object:
+        return filename if filename in paths else None
+
+    tracer = _speedups().Tracer(counter, resolve or monitored,
+                                exclude=counting.current_thread_is_own, on_fault=on_fault)
+    return counter, tracer
+
+
+def _lines_of(counter: Any, fn: Callable[..., Any]) -> dict[int, int]:
+    first = code_of(fn).co_firstlineno
+    return {line - first: n for line, n in as_dict(counter.take()).get(code_of(fn), {}).items()}
+
+
+def _already_running(tracer: Any) -> int:
+    total = 0
+    tracer.start_thread()
+    try:
+        for i in range(100):
+            total += i
+    finally:
+        tracer.stop()
+        sys.settrace(None)
+    return total
+
+
+@needs_tracer
+def test_the_c_tracer_counts_a_running_frame_from_its_next_line() -> None:
+    counter, tracer = _tracer_for(__file__)
+    _already_running(tracer)
+    # Relative to `def`, from the line after start_thread(): `try`, the for line
+    # (101 times), its body (100) and tracer.stop(); the line after stop() is not.
+    assert _lines_of(counter, _already_running) == {3: 1, 4: 101, 5: 100, 7: 1}
+    assert sys.gettrace() is None
+
+
+def _spin_until(event: threading.Event, seen: list[int]) -> None:
+    n = 0
+    while not event.is_set():
+        n += 1
+    seen.append(n)
+
+
+@needs_tracer
+def test_the_c_tracer_counts_new_threads_but_never_the_monitors_own() -> None:
+    counter, tracer = _tracer_for(__file__)
+    threading.settrace(tracer)
+    try:
+        for name in ("worker", "stethoscope-test"):
+            thread = threading.Thread(target=_count_to, args=(1000,), name=name)
+            thread.start()
+            thread.join()
+    finally:
+        tracer.stop()
+        threading.settrace(None)
+    # Once: the worker's lines; the monitor's own thread ran untraced.
+    assert _lines_of(counter, _count_to) == {1: 1, 2: 1001, 3: 1000, 4: 1}
+
+
+@needs_tracer
+def test_after_stop_no_thread_counts_and_each_drops_the_tracer() -> None:
+    counter, tracer = _tracer_for(__file__)
+    done = threading.Event()
+    seen: list[int] = []
+    threading.settrace(tracer)
+    thread = threading.Thread(target=_spin_until, args=(done, seen))
+    try:
+        thread.start()
+        tracer.start_thread()
+        while not _lines_of(counter, _spin_until):
+            pass  # both threads count
+    finally:
+        tracer.stop()
+        sys.settrace(None)
+        threading.settrace(None)
+    assert tracer.stopped
+    counter.take()
+    for _ in range(100_000):
+        pass
+    done.set()
+    thread.join()
+    assert counter.take() == []  # the worker looped on after stop(), uncounted
+    assert sys.gettrace() is None
+
+
+@needs_tracer
+def test_an_error_in_the_c_tracer_goes_to_on_fault_and_stops_it() -> None:
+    faults: list[BaseException] = []
+
+    def broken(filename: str) -> object:
+        raise RuntimeError("resolver broke")
+
+    counter, tracer = _tracer_for(on_fault=faults.append, resolve=broken)
+    tracer.start_thread()
+    try:
+        assert _count_to(10) == 45  # the program goes on, unharmed
+        assert sys.gettrace() is None  # the tracer took itself off
+    finally:
+        tracer.stop()
+        sys.settrace(None)
+    assert len(faults) == 1 and isinstance(faults[0], RuntimeError)
+    assert tracer.stopped
+    assert counter.take() == []
+
+
+def _recurse(n: int) -> int:
+    return 0 if n == 0 else 1 + _recurse(n - 1)
+
+
+@needs_tracer
+def test_the_c_tracer_survives_the_recursion_limit_and_settrace_of_gettrace() -> None:
+    counter, tracer = _tracer_for(__file__)
+    tracer.start_thread()
+    try:
+        with pytest.raises(RecursionError):
+            _recurse(10**6)
+        sys.settrace(sys.gettrace())  # a program saving and restoring "the" tracer
+        assert _count_to(10) == 45
+        assert type(sys.gettrace()).__name__ == "Tracer"  # the C function is back
+    finally:
+        tracer.stop()
+        sys.settrace(None)
+    assert not counter.faulted
+    assert _lines_of(counter, _count_to) == {1: 1, 2: 11, 3: 10, 4: 1}
+
+
+@needs_tracer
+def test_trace_mode_uses_the_c_tracer_only_when_no_other_tracer_is_set() -> None:
+    from stethoscope.collectors import settrace
+
+    assert settrace.ACCELERATED is True
+    with stethoscope.trace(stethoscope.files.path_contains("test_speedups"), port=0,
+                           quiet=True, mode="trace"):
+        assert type(sys.gettrace()).__name__ == "Tracer"
+        assert threading.gettrace() is sys.gettrace()
+    assert sys.gettrace() is None and threading.gettrace() is None
+    sys.settrace(_noop_tracer)
+    try:
+        with stethoscope.trace(stethoscope.files.path_contains("test_speedups"), port=0,
+                               quiet=True, mode="trace"):
+            assert type(sys.gettrace()).__name__ == "function"  # the Python tracer
+        assert sys.gettrace() is _noop_tracer
+    finally:
+        sys.settrace(None)
+
+
+@needs_tracer
+def test_the_c_tracer_leaves_line_events_on_for_frames_it_did_not_monitor() -> None:
+    counter, tracer = _tracer_for()  # nothing monitored
+    tracer.start_thread()
+    _count_to(3)  # decided while running: f_trace_lines went off for that frame...
+    frame = sys._getframe()
+    off_inside = frame.f_trace_lines
+    tracer.stop()
+    sys.settrace(None)
+    assert off_inside is False
+    frame.f_trace_lines = True  # ...which trace mode's stop() puts back (see below)
+    with stethoscope.trace(stethoscope.files.path_contains("no-such-file"), port=0,
+                           quiet=True, mode="trace"):
+        _count_to(3)
+        assert sys._getframe().f_trace_lines is False
+    assert sys._getframe().f_trace_lines is True
+    assert counter.take() == []
+
+
+@needs_tracer
+def test_a_counter_fault_takes_the_c_tracer_off_at_the_next_event() -> None:
+    faults: list[BaseException] = []
+    counter = _speedups().LineCounter(on_fault=faults.append)
+    tracer = _speedups().Tracer(counter, lambda filename: filename)  # everything
+    tracer.start_thread()
+    try:
+        counter(_Unhashable(), 2**80)  # as if an increment had run out of memory
+        assert _count_to(10) == 45
+        installed = sys.gettrace()
+    finally:
+        tracer.stop()
+        sys.settrace(None)
+    assert installed is None and tracer.stopped
+    assert len(faults) == 1

@@ -6,6 +6,10 @@
  * last take() and starts afresh. The pure-Python fallback in
  * collectors/monitoring.py does the same work with per-thread dicts.
  *
+ * Tracer (3.10/3.11 only; see its section below) is the settrace counterpart: a
+ * C trace function installed with PyEval_SetTrace that counts LINE events of
+ * monitored code through the same lc_count() into a LineCounter.
+ *
  * Thread safety: every increment happens in C while holding the GIL, and the
  * counting path calls no Python code and allocates no Python objects, so it can
  * never release the GIL half-way: no increment is lost between threads without
@@ -37,6 +41,22 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+
+#if PY_VERSION_HEX < 0x030B0000
+#define HAVE_TRACER 1
+#include <frameobject.h>
+#elif PY_VERSION_HEX < 0x030C0000
+/* 3.11 keeps PyFrameObject's fields (f_trace_lines) in this internal header; it
+ * needs no Py_BUILD_CORE there (coverage.py's CTracer includes it the same way).
+ * Headers without it: no Tracer (trace mode counts in Python), the rest builds. */
+#if defined(__has_include)
+#if __has_include(<internal/pycore_frame.h>)
+#define HAVE_TRACER 1
+#include <frameobject.h>
+#include <internal/pycore_frame.h>
+#endif
+#endif
+#endif
 
 #ifdef Py_GIL_DISABLED
 #error "stethoscope._speedups relies on the GIL; free-threaded builds use the pure-Python path"
@@ -247,8 +267,8 @@ entry_cover(Entry *e, long long line)
 
 /* -- counting ----------------------------------------------------------------- */
 
-/* Swallow the current error, stop counting, tell on_fault. Returns None. */
-static PyObject *
+/* Swallow the current error, stop counting, tell on_fault. */
+static void
 lc_fault(LineCounter *self)
 {
     if (!PyErr_Occurred()) {
@@ -279,7 +299,6 @@ lc_fault(LineCounter *self)
         Py_XDECREF(res);
     }
     Py_XDECREF(exc);
-    Py_RETURN_NONE;
 }
 
 /* Ask exclude() once for this thread. 1 excluded, 0 counted. Runs Python code:
@@ -311,7 +330,7 @@ lc_decide_thread(LineCounter *self)
 
 /* A line that does not fit the arrays: count it in the overflow dict. May run
  * Python code (hashing, GC), so it works on its own references only. */
-static PyObject *
+static void
 lc_count_overflow(LineCounter *self, PyObject *code, PyObject *line)
 {
     if (self->table->overflow == NULL) {
@@ -319,7 +338,8 @@ lc_count_overflow(LineCounter *self, PyObject *code, PyObject *line)
          * take() swap the table: look at self->table again afterwards. */
         PyObject *fresh = PyDict_New();
         if (fresh == NULL) {
-            return lc_fault(self);
+            lc_fault(self);
+            return;
         }
         if (self->table->overflow == NULL) {
             self->table->overflow = fresh;
@@ -347,13 +367,13 @@ lc_count_overflow(LineCounter *self, PyObject *code, PyObject *line)
     Py_DECREF(one);
     Py_DECREF(key);
     Py_DECREF(overflow);
-    Py_RETURN_NONE;
+    return;
 error:
     Py_XDECREF(count);
     Py_XDECREF(one);
     Py_XDECREF(key);
     Py_DECREF(overflow);
-    return lc_fault(self);
+    lc_fault(self);
 }
 
 /* 1 and *out set for an int that fits, 0 for an int that does not, -1 with
@@ -388,6 +408,59 @@ line_value(PyObject *obj, long long *out)
     return 1;
 }
 
+/* Count one line of code: the one counting path, for the LINE callback and the
+ * settrace tracer alike. Never raises: an internal error goes to on_fault.
+ * line_obj is the line as an int object, or NULL (made here if it is needed). */
+static void
+lc_count(LineCounter *self, PyObject *code, long long line, int fits, PyObject *line_obj)
+{
+    if (self->faulted) {
+        return;
+    }
+    if (self->exclude != NULL) {
+        if (tls_serial != self->serial ? lc_decide_thread(self) : tls_excluded) {
+            return;
+        }
+    }
+    if (fits) {
+        /* From here on no Python code runs and the GIL is held throughout. */
+        Entry *e = self->last;
+        if (e == NULL || e->code != code) {
+            e = table_entry(self->table, code, line);
+            if (e == NULL) {
+                lc_fault(self);
+                return;
+            }
+            self->last = e;
+        }
+        unsigned long long index = (unsigned long long)(line - e->lo);
+        if (line < e->lo || index >= (unsigned long long)e->size) {
+            int covered = entry_cover(e, line);
+            if (covered < 0) {
+                lc_fault(self);
+                return;
+            }
+            fits = covered;
+            index = (unsigned long long)(line - e->lo);
+        }
+        if (fits) {
+            e->counts[index]++;
+            return;
+        }
+    }
+    if (line_obj != NULL) {
+        lc_count_overflow(self, code, line_obj);
+        return;
+    }
+    line_obj = PyLong_FromLongLong(line);
+    if (line_obj == NULL) {
+        lc_fault(self);
+        return;
+    }
+    lc_count_overflow(self, code, line_obj);
+    Py_DECREF(line_obj);
+}
+
 static PyObject *
 lc_vectorcall(PyObject *self_obj, PyObject *const *args, size_t nargsf, PyObject *kwnames)
 {
@@ -397,44 +470,12 @@ lc_vectorcall(PyObject *self_obj, PyObject *const *args, size_t nargsf, PyObject
                                          "(code, line)");
         return NULL;
     }
-    PyObject *code = args[0];
-    long long line;
+    long long line = 0;
     int fits = line_value(args[1], &line);
     if (fits < 0) {
         return NULL;
     }
-    if (self->faulted) {
-        Py_RETURN_NONE;
-    }
-    if (self->exclude != NULL) {
-        if (tls_serial != self->serial ? lc_decide_thread(self) : tls_excluded) {
-            Py_RETURN_NONE;
-        }
-    }
-    if (!fits) {
-        return lc_count_overflow(self, code, args[1]);
-    }
-    /* From here on no Python code runs and the GIL is held throughout. */
-    Entry *e = self->last;
-    if (e == NULL || e->code != code) {
-        e = table_entry(self->table, code, line);
-        if (e == NULL) {
-            return lc_fault(self);
-        }
-        self->last = e;
-    }
-    unsigned long long index = (unsigned long long)(line - e->lo);
-    if (line < e->lo || index >= (unsigned long long)e->size) {
-        int covered = entry_cover(e, line);
-        if (covered < 0) {
-            return lc_fault(self);
-        }
-        if (covered == 0) {
-            return lc_count_overflow(self, code, args[1]);
-        }
-        index = (unsigned long long)(line - e->lo);
-    }
-    e->counts[index]++;
+    lc_count(self, args[0], line, fits, args[1]);
     Py_RETURN_NONE;
 }
 
@@ -620,6 +661,395 @@ static PyTypeObject LineCounterType = {
     .tp_getset = lc_getset,
 };
 
+/* -- Tracer: the settrace hot path of 3.10/3.11 ------------------------------- */
+
+#ifdef HAVE_TRACER
+
+/* Tracer(counter, resolve, *, exclude=None, on_fault=None) is installed with
+ * PyEval_SetTrace: a C trace function, so CPython neither calls Python code per
+ * event nor syncs the frame's locals around it. On a CALL event it decides the
+ * frame's code once per file name (resolve(filename) is not None: monitored;
+ * the answers are kept in a dict keyed by file name, so memory follows files,
+ * not code objects) and switches LINE events off for frames it does not
+ * monitor (f_trace_lines = 0). A LINE event of monitored code is counted with
+ * lc_count into the LineCounter, which ThreadCounters.fold() takes from.
+ *
+ * The object is also a Python trace function: threading.settrace(tracer) makes
+ * it the first trace call of every new thread, which installs the C function
+ * there (unless exclude() says the thread is the monitor's own); and a program
+ * that does sys.settrace(sys.gettrace()) gets the C function back at its next
+ * call. stop() sets a flag that every thread reads at its next event, when it
+ * removes the tracer from itself (PyEval_SetTrace(NULL, NULL)).
+ *
+ * Never raises into the program: a trace function that returns -1 would raise
+ * in the traced code. Any internal error goes to on_fault(exc), stops the
+ * tracer in every thread, and the event returns 0. */
+
+typedef struct {
+    PyObject_HEAD
+    LineCounter *counter;        /* strong reference */
+    PyObject *resolve;           /* callable(filename) -> None when not monitored */
+    PyObject *exclude;           /* callable() -> bool, or NULL */
+    PyObject *on_fault;          /* callable(exc), or NULL */
+    PyObject *decided;           /* {filename: bool} */
+    PyObject *last_code;         /* the code object of the last LINE event, or NULL */
+    int last_monitored;          /* ... and whether it is monitored */
+    int stopped;                 /* read by every thread at its next event */
+} Tracer;
+
+static PyTypeObject TracerType;
+
+static inline void
+set_trace_lines(PyFrameObject *frame, int on)
+{
+    frame->f_trace_lines = (char)on;
+}
+
+static inline PyObject *
+frame_code(PyFrameObject *frame)  /* new reference */
+{
+    return (PyObject *)PyFrame_GetCode(frame);
+}
+
+/* Take the tracer off the calling thread. Keeps self alive across the call:
+ * the thread's reference may be the last one. */
+static void
+tr_remove(Tracer *self)
+{
+    Py_INCREF(self);
+    PyEval_SetTrace(NULL, NULL);
+    if (PyErr_Occurred()) {
+        PyErr_Clear();
+    }
+    Py_DECREF(self);
+}
+
+/* Swallow the current error, stop tracing everywhere, tell on_fault. */
+static void
+tr_fault(Tracer *self)
+{
+    if (!PyErr_Occurred()) {
+        PyErr_NoMemory();
+    }
+    self->stopped = 1;
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb);
+    PyErr_NormalizeException(&type, &value, &tb);
+    if (value != NULL && tb != NULL) {
+        PyException_SetTraceback(value, tb);
+    }
+    Py_XDECREF(type);
+    Py_XDECREF(tb);
+    Py_INCREF(self);
+    if (self->on_fault != NULL) {
+        PyObject *on_fault = Py_NewRef(self->on_fault);
+        PyObject *res = PyObject_CallOneArg(on_fault, value != NULL ? value : Py_None);
+        Py_DECREF(on_fault);
+        if (res == NULL) {
+            PyErr_Clear();  /* a fault while reporting a fault: nothing left to tell */
+        }
+        Py_XDECREF(res);
+    }
+    Py_XDECREF(value);
+    tr_remove(self);
+    Py_DECREF(self);
+}
+
+/* 1: code is monitored, 0: it is not, -1: error set, -2: cannot tell now (the
+ * program is at its recursion limit: skip this frame, as the Python path does). */
+static int
+tr_decide(Tracer *self, PyObject *code)
+{
+    PyObject *filename = ((PyCodeObject *)code)->co_filename;
+    PyObject *known = PyDict_GetItemWithError(self->decided, filename);  /* borrowed */
+    if (known != NULL) {
+        return known == Py_True;
+    }
+    if (PyErr_Occurred()) {
+        return -1;
+    }
+    Py_INCREF(filename);
+    PyObject *res = PyObject_CallOneArg(self->resolve, filename);
+    if (res == NULL) {
+        Py_DECREF(filename);
+        if (PyErr_ExceptionMatches(PyExc_RecursionError)) {
+            PyErr_Clear();
+            return -2;
+        }
+        return -1;
+    }
+    int monitored = res != Py_None;
+    Py_DECREF(res);
+    int rc = PyDict_SetItem(self->decided, filename, monitored ? Py_True : Py_False);
+    Py_DECREF(filename);
+    return rc < 0 ? -1 : monitored;
+}
+
+static void
+tr_call(Tracer *self, PyFrameObject *frame)
+{
+    PyObject *code = frame_code(frame);
+    int monitored = tr_decide(self, code);
+    Py_DECREF(code);
+    if (monitored == -1) {
+        tr_fault(self);
+        return;
+    }
+    /* Also on: a generator's frame may keep an "off" from an earlier monitor. */
+    set_trace_lines(frame, monitored == 1);
+}
+
+static void
+tr_line(Tracer *self, PyFrameObject *frame)
+{
+    PyObject *code = frame_code(frame);
+    if (code != self->last_code) {
+        /* A frame that was running before start() (or whose code changed hands):
+         * decide here too. Most LINE events are of the last code. */
+        int monitored = tr_decide(self, code);
+        if (monitored < 0) {
+            Py_DECREF(code);
+            if (monitored == -1) {
+                tr_fault(self);
+            }
+            else {
+                set_trace_lines(frame, 0);
+            }
+            return;
+        }
+        /* Held, so that the address cannot be reused by another code object. Both
+         * set before the old one goes (its dealloc may run code, other threads). */
+        PyObject *old = self->last_code;
+        self->last_monitored = monitored;
+        self->last_code = Py_NewRef(code);
+        Py_XDECREF(old);
+    }
+    if (!self->last_monitored) {
+        set_trace_lines(frame, 0);
+    }
+    else {
+        lc_count(self->counter, code, (long long)PyFrame_GetLineNumber(frame), 1, NULL);
+    }
+    Py_DECREF(code);
+}
+
+static int
+tr_trace(PyObject *obj, PyFrameObject *frame, int what, PyObject *Py_UNUSED(arg))
+{
+    Tracer *self = (Tracer *)obj;
+    if (self->stopped || self->counter == NULL || self->counter->faulted) {
+        tr_remove(self);
+        return 0;
+    }
+    if (what == PyTrace_LINE) {
+        tr_line(self, frame);
+    }
+    else if (what == PyTrace_CALL) {
+        tr_call(self, frame);
+    }
+    if (PyErr_Occurred()) {  /* never into the program */
+        PyErr_Clear();
+    }
+    return 0;
+}
+
+/* 1 when exclude() says the calling thread is the monitor's own. */
+static int
+tr_excluded(Tracer *self)
+{
+    if (self->exclude == NULL) {
+        return 0;
+    }
+    PyObject *exclude = Py_NewRef(self->exclude);
+    PyObject *res = PyObject_CallNoArgs(exclude);
+    Py_DECREF(exclude);
+    int excluded = 0;
+    if (res == NULL) {
+        PyErr_Clear();  /* cannot tell: trace it, as the Python path would */
+    }
+    else {
+        excluded = PyObject_IsTrue(res) > 0;
+        Py_DECREF(res);
+        if (PyErr_Occurred()) {
+            PyErr_Clear();
+        }
+    }
+    return excluded;
+}
+
+/* tracer(frame, event, arg) as a Python trace function: the first event of a
+ * new thread (threading.settrace), or any event after the program did
+ * sys.settrace(sys.gettrace()). A call event installs the C function. */
+static PyObject *
+tr_pycall(Tracer *self, PyObject *args, PyObject *kwds)
+{
+    PyObject *frame, *event, *arg;
+    if (kwds != NULL && PyDict_GET_SIZE(kwds) != 0) {
+        PyErr_SetString(PyExc_TypeError, "Tracer takes no keyword arguments");
+        return NULL;
+    }
+    if (!PyArg_ParseTuple(args, "O!UO:Tracer", &PyFrame_Type, &frame, &event, &arg)) {
+        return NULL;
+    }
+    Py_INCREF(self);
+    if (self->stopped || self->counter == NULL || self->counter->faulted) {
+        tr_remove(self);
+    }
+    else if (PyUnicode_CompareWithASCIIString(event, "call") == 0) {
+        if (tr_excluded(self)) {
+            tr_remove(self);
+        }
+        else {
+            PyEval_SetTrace(tr_trace, (PyObject *)self);
+            if (PyErr_Occurred()) {
+                PyErr_Clear();
+            }
+            tr_call(self, (PyFrameObject *)frame);
+        }
+    }
+    else if (PyUnicode_CompareWithASCIIString(event, "line") == 0) {
+        tr_line(self, (PyFrameObject *)frame);
+    }
+    if (PyErr_Occurred()) {
+        PyErr_Clear();
+    }
+    Py_DECREF(self);
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+tr_start_thread(Tracer *self, PyObject *Py_UNUSED(ignored))
+{
+    if (self->stopped) {
+        PyErr_SetString(PyExc_RuntimeError, "this tracer has stopped");
+        return NULL;
+    }
+    PyEval_SetTrace(tr_trace, (PyObject *)self);
+    if (PyErr_Occurred()) {  /* an audit hook refused (already reported) */
+        PyErr_Clear();
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+tr_stop(Tracer *self, PyObject *Py_UNUSED(ignored))
+{
+    self->stopped = 1;
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+tr_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"counter", "resolve", "exclude", "on_fault", NULL};
+    PyObject *counter, *resolve, *exclude = Py_None, *on_fault = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!O|$OO:Tracer", kwlist, &LineCounterType,
+                                     &counter, &resolve, &exclude, &on_fault)) {
+        return NULL;
+    }
+    if (!PyCallable_Check(resolve) || (exclude != Py_None && !PyCallable_Check(exclude))
+            || (on_fault != Py_None && !PyCallable_Check(on_fault))) {
+        PyErr_SetString(PyExc_TypeError, "resolve must be callable, exclude and on_fault "
+                                         "callables or None");
+        return NULL;
+    }
+    Tracer *self = (Tracer *)type->tp_alloc(type, 0);
+    if (self == NULL) {
+        return NULL;
+    }
+    self->decided = PyDict_New();
+    if (self->decided == NULL) {
+        Py_DECREF(self);
+        return NULL;
+    }
+    self->counter = (LineCounter *)Py_NewRef(counter);
+    self->resolve = Py_NewRef(resolve);
+    self->exclude = exclude == Py_None ? NULL : Py_NewRef(exclude);
+    self->on_fault = on_fault == Py_None ? NULL : Py_NewRef(on_fault);
+    return (PyObject *)self;
+}
+
+static int
+tr_traverse(Tracer *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->counter);
+    Py_VISIT(self->resolve);
+    Py_VISIT(self->exclude);
+    Py_VISIT(self->on_fault);
+    Py_VISIT(self->decided);
+    Py_VISIT(self->last_code);
+    return 0;
+}
+
+static int
+tr_clear(Tracer *self)
+{
+    Py_CLEAR(self->counter);
+    Py_CLEAR(self->resolve);
+    Py_CLEAR(self->exclude);
+    Py_CLEAR(self->on_fault);
+    Py_CLEAR(self->decided);
+    Py_CLEAR(self->last_code);
+    return 0;
+}
+
+static void
+tr_dealloc(Tracer *self)
+{
+    PyObject_GC_UnTrack(self);
+    tr_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *
+tr_get_stopped(Tracer *self, void *Py_UNUSED(closure))
+{
+    return PyBool_FromLong(self->stopped || (self->counter != NULL && self->counter->faulted));
+}
+
+static PyMethodDef tr_methods[] = {
+    {"start_thread", (PyCFunction)tr_start_thread, METH_NOARGS,
+     "Install the C trace function for the calling thread (PyEval_SetTrace).\n"
+     "Its frames already running are counted from their next line."},
+    {"stop", (PyCFunction)tr_stop, METH_NOARGS,
+     "Stop counting: every thread removes the tracer at its next event. The\n"
+     "caller restores its own thread's trace function (sys.settrace)."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef tr_getset[] = {
+    {"stopped", (getter)tr_get_stopped, NULL,
+     "True once stop() was called or an internal error stopped the tracer.", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+PyDoc_STRVAR(tr_doc,
+"Tracer(counter, resolve, *, exclude=None, on_fault=None)\n"
+"\n"
+"A C trace function (Python 3.10/3.11) that counts the lines of monitored\n"
+"code into counter, a LineCounter: code is monitored when resolve(filename)\n"
+"is not None. start_thread() installs it for the calling thread; the object\n"
+"itself is the hook for threading.settrace (threads for which exclude() is\n"
+"true run untraced); stop() takes it off every thread at its next event. An\n"
+"internal error never raises: on_fault(exc) is called and tracing stops.");
+
+static PyTypeObject TracerType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "stethoscope._speedups.Tracer",
+    .tp_doc = tr_doc,
+    .tp_basicsize = sizeof(Tracer),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_call = (ternaryfunc)tr_pycall,
+    .tp_new = tr_new,
+    .tp_traverse = (traverseproc)tr_traverse,
+    .tp_clear = (inquiry)tr_clear,
+    .tp_dealloc = (destructor)tr_dealloc,
+    .tp_methods = tr_methods,
+    .tp_getset = tr_getset,
+};
+
+#endif  /* HAVE_TRACER */
+
 static struct PyModuleDef speedups_module = {
     PyModuleDef_HEAD_INIT,
     .m_name = "stethoscope._speedups",
@@ -641,5 +1071,12 @@ PyInit__speedups(void)
         Py_DECREF(module);
         return NULL;
     }
+#ifdef HAVE_TRACER
+    if (PyType_Ready(&TracerType) < 0
+            || PyModule_AddObjectRef(module, "Tracer", (PyObject *)&TracerType) < 0) {
+        Py_DECREF(module);
+        return NULL;
+    }
+#endif
     return module;
 }

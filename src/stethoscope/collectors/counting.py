@@ -61,6 +61,11 @@ _speedups = _load_speedups()
 HAS_SPEEDUPS = _speedups is not None
 
 
+def compiled_module() -> Any:
+    """stethoscope._speedups as loaded at import, or None (see _load_speedups)."""
+    return _speedups
+
+
 def is_own_thread(thread: object) -> bool:
     """True for the monitor's own threads, whose work is never counted."""
     return isinstance(thread, threading.Thread) and thread.name.startswith(OWN_THREAD_PREFIX)

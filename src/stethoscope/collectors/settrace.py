@@ -11,6 +11,16 @@ trace function): the sampler still sees them, and a note says so.
 ``stop()`` restores the previous ``sys.gettrace()`` of the calling thread and
 the previous ``threading`` hook, and takes the local tracers off every frame of
 every thread; other threads drop the global tracer at their next call.
+
+Accelerated (``ACCELERATED``): when stethoscope._speedups has its ``Tracer``
+and no other tool traces (``sys.gettrace()`` and ``threading.gettrace()`` are
+None), the same work is done by a C trace function (PyEval_SetTrace): no Python
+call per event and no sync of the frame's locals around it, which is most of
+the cost of the Python tracer. It counts into the compiled LineCounter, folded
+with the rest; frames of files not monitored get ``f_trace_lines = False`` (no
+LINE events), put back at stop() for frames still on a stack. With another
+tool's trace function present, the Python tracer runs, because it chains to
+that function's restoration correctly.
 """
 
 from __future__ import annotations
@@ -22,7 +32,13 @@ from collections.abc import Callable
 from types import CodeType, FrameType
 from typing import Any, cast
 
-from .counting import LineCounts, ThreadCounters, is_own_thread
+from .counting import (
+    LineCounts,
+    ThreadCounters,
+    compiled_module,
+    current_thread_is_own,
+    is_own_thread,
+)
 from .filters import Resolver
 
 TraceFunc = Callable[[FrameType, str, Any], Any]
@@ -31,6 +47,12 @@ NOTE_RUNNING_THREADS = (
     "exact counts on Python < 3.12 cover the thread that called trace() and threads "
     "started after it; threads already running are sampled, not counted"
 )
+
+# The compiled tracer's type (stethoscope._speedups.Tracer; Python < 3.12), or None.
+_CompiledTracer: Any = getattr(compiled_module(), "Tracer", None)
+# True when trace mode on 3.10/3.11 counts with the C trace function (unless another
+# tool's trace function is set when it starts), False when it runs the Python one.
+ACCELERATED = _CompiledTracer is not None
 
 
 class SettraceTracer:
@@ -45,12 +67,17 @@ class SettraceTracer:
         self._prev_sys: TraceFunc | None = None
         self._prev_threading: TraceFunc | None = None
         self._caller: int | None = None
+        self._compiled: Any = None  # the running stethoscope._speedups.Tracer, if any
+        self.accelerated = False  # set by start(): which tracer counts
 
     def start(self) -> None:
         self._prev_sys = cast("TraceFunc | None", sys.gettrace())
         self._prev_threading = cast("TraceFunc | None", threading.gettrace())
         self._active = True
         self._caller = threading.get_ident()
+        self.accelerated = self._start_compiled()
+        if self.accelerated:
+            return
         threading.settrace(self._thread_entry)
         global_trace, local_tracer = self._tracers(restore=self._prev_sys)
         sys.settrace(global_trace)
@@ -61,6 +88,39 @@ class SettraceTracer:
             if local is not None:
                 frame.f_trace = local
             frame = frame.f_back
+
+    def _start_compiled(self) -> bool:
+        """Start the C tracer if it exists and no other tool traces; False if not."""
+        if _CompiledTracer is None or self._prev_sys is not None \
+                or self._prev_threading is not None:
+            return False
+        counter = self._counters.line_counter(on_fault=self._fault)
+        if counter is None:
+            return False
+        # exclude: the monitor's own threads run untraced (asked once per new thread).
+        tracer = _CompiledTracer(counter, self._resolver, exclude=current_thread_is_own,
+                                 on_fault=self._fault)
+        self._compiled = tracer
+        threading.settrace(tracer)
+        tracer.start_thread()  # this thread's running frames count from their next line
+        return True
+
+    def _stop_compiled(self, tracer: Any) -> None:
+        tracer.stop()  # every other thread takes it off at its next event
+        threading.settrace(self._prev_threading)
+        if sys.gettrace() is tracer:
+            sys.settrace(self._prev_sys)
+        # Frames of files not monitored had their LINE events switched off: switch
+        # them back on, so that a debugger started later sees their lines.
+        resolve = self._resolver
+        top: FrameType | None = None
+        for top in sys._current_frames().values():
+            frame: FrameType | None = top
+            while frame is not None:
+                if not frame.f_trace_lines and resolve(frame.f_code.co_filename) is None:
+                    frame.f_trace_lines = True
+                frame = frame.f_back
+        top = None  # it ended on this very frame: no reference cycle (see Sampler._tick)
 
     def _thread_entry(self, frame: FrameType, event: str, arg: Any) -> Any:
         """Runs as the first trace call of every new thread: install its tracer.
@@ -144,6 +204,11 @@ class SettraceTracer:
         if not self._active and self._caller is None:
             return
         self._active = False
+        compiled, self._compiled = self._compiled, None
+        if compiled is not None:
+            self._caller = None
+            self._stop_compiled(compiled)
+            return
         threading.settrace(self._prev_threading)
         # From another thread, the thread that called start() drops the tracer
         # at its next call event instead (see global_trace).
