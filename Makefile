@@ -5,7 +5,7 @@
 #   make test PYTHONS="3.12"        only some interpreters
 #   make test PYTEST_ARGS="-k foo"  extra pytest arguments
 #   make lint / make typecheck      ruff / mypy alone
-#   make bench                      benchmark table (BENCH_RUNS=5, BENCH_PYTHONS="3.11 3.12 3.13")
+#   make bench                      benchmark table + bounded cost (bench-table, bench-bounded: one)
 #   make clean                      remove virtualenvs and caches (keeps bench/results)
 #
 # The logic lives in scripts/; any python3 can run them.
@@ -16,14 +16,14 @@ VENV    := .venv
 # Settings such as PYTHONS, PYTEST_ARGS or BENCH_RUNS reach the scripts through the
 # environment: make exports variables given on its command line by itself.
 
-.PHONY: demo test lint typecheck bench clean help
+.PHONY: demo test lint typecheck bench bench-table bench-bounded clean help
 
 help:
 	@sed -n '3,10p' Makefile | sed 's/^# \{0,1\}//'
 
-# The stamp is rebuilt (pip install -e . again) only when pyproject.toml changes;
-# the editable install picks up changes under src/ by itself.
-$(VENV)/.stethoscope-stamp: pyproject.toml
+# The stamp is rebuilt (pip install -e . again) when pyproject.toml or the C
+# accelerator changes; the editable install picks up Python changes under src/.
+$(VENV)/.stethoscope-stamp: pyproject.toml src/stethoscope/_speedups.c scripts/hatch_build.py
 	@if ! $(VENV)/bin/python -c 'import sys; sys.exit(sys.version_info < (3, 10))' 2>/dev/null; then \
 	    rm -rf $(VENV); \
 	    py="$$($(PYTHON3) scripts/pythons.py default)" && \
@@ -48,7 +48,13 @@ typecheck:
 bench:
 	$(PYTHON3) scripts/bench.py
 
+bench-table:
+	$(PYTHON3) scripts/bench.py table
+
+bench-bounded:
+	$(PYTHON3) scripts/bench.py bounded
+
 clean:
-	rm -rf $(VENV) .venv-test .venv-bench build dist src/*.egg-info \
+	rm -rf $(VENV) .venv-test .venv-bench build dist src/*.egg-info src/stethoscope/_speedups*.so \
 	    .pytest_cache .mypy_cache .ruff_cache .hypothesis
 	find . -name __pycache__ -type d -not -path './.git/*' -prune -exec rm -rf {} +

@@ -2,18 +2,30 @@
 
     python bench/harness.py TOOL WORKLOAD.py
 
-TOOL is one of ``stethoscope-sample``, ``stethoscope-trace``, ``heartrate``,
-``bare-callback``, ``viztracer``, ``pyinstrument``. The workload runs as ``__main__`` (runpy) and
-prints its own RESULT / ELAPSED / END lines; this harness adds ``HARNESS ...``
-lines that bench/run.py records.
+TOOL is one of ``stethoscope-sample``, ``stethoscope-lines``, ``stethoscope-trace``,
+``heartrate``, ``bare-callback``, ``viztracer``, ``pyinstrument``. The workload runs
+as ``__main__`` (runpy) and prints its own RESULT / ELAPSED / END lines; this
+harness adds ``HARNESS ...`` lines that bench/run.py records:
 
-Every monitor is limited to files under ``bench/workloads``, as a user would
-limit it to their own code.
+    HARNESS STOP_MS <ms>      how long stethoscope.stop() took (stethoscope tools)
+    HARNESS SAMPLE_HZ <hz>    the sampler's achieved rate (stethoscope tools)
+    HARNESS URL <url>         the page, with BENCH_BROWSER_WAIT=1 (see below)
+    HARNESS NOTE/VERSION/CHECK ...
+
+Every monitor is limited to the files named in ``BENCH_FILTER`` (absolute
+directory paths joined by os.pathsep; default: bench/workloads), as a user would
+limit it to their own code (and, for the third-party row, the library it runs).
 
 With ``BENCH_CHECK=1`` the stethoscope tools also check, after the workload, that
 the monitor really ran in the requested mode and saw the workload's lines: a
 benchmark of a monitor that silently fell back or saw nothing would be
-nonsense. A failed check exits with status 98.
+nonsense. A failed check exits with status 98. A mode that this stethoscope does
+not accept (``trace(mode="lines")`` before it exists, or on 3.11) exits with
+status 96 and the reason on stderr: the column is shown as n/a, not failed.
+
+With ``BENCH_BROWSER_WAIT=1`` a stethoscope tool prints the page's URL and waits for a
+line on stdin (bench/run.py sends it once a browser shows the page) before it
+runs the workload, so that stop() is timed with a browser connected.
 
 Whatever the tool, the process must end: a daemon watchdog started after the
 workload ends it with status 97 when it is still alive ``BENCH_HANG_LIMIT``
@@ -23,29 +35,38 @@ seconds (default 30) later, naming the threads that kept it alive.
 from __future__ import annotations
 
 import inspect
-import json
 import os
 import runpy
 import socket
 import sys
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
+EXIT_NOT_AVAILABLE = 96
 EXIT_HUNG = 97
 EXIT_CHECK_FAILED = 98
-FILTER = "bench/workloads"
+WORKLOADS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "workloads")
+SAMPLE_HZ = 100.0
+
+
+def filter_dirs() -> list[str]:
+    """The directories the monitors watch (BENCH_FILTER), each ending in a separator."""
+    dirs = [d for d in os.environ.get("BENCH_FILTER", WORKLOADS).split(os.pathsep) if d]
+    return [os.path.join(os.path.abspath(d), "") for d in dirs]
 
 
 def say(line: str) -> None:
     print(f"HARNESS {line}", flush=True)
 
 
-def fail_check(message: str) -> None:
-    sys.stderr.write(f"HARNESS CHECK FAILED: {message}\n")
+def fail_check(message: str, status: int = EXIT_CHECK_FAILED) -> None:
+    word = "N/A" if status == EXIT_NOT_AVAILABLE else "CHECK FAILED"
+    sys.stderr.write(f"HARNESS {word}: {message}\n")
     sys.stderr.flush()
     sys.stdout.flush()
-    os._exit(EXIT_CHECK_FAILED)
+    os._exit(status)
 
 
 def run_workload(path: str) -> None:
@@ -85,46 +106,77 @@ def free_port() -> int:
 # --- the monitors ---------------------------------------------------------------
 
 
+WANTED = {"trace": "hits_total", "lines": "ran_total", "sample": "self_total"}
+
+
 def check_stethoscope(monitor: Any, mode: str) -> None:
     """Fail loudly unless the monitor ran in ``mode`` and saw the workload."""
-    snap = monitor.snapshot()
-    data = snap.to_dict() if hasattr(snap, "to_dict") else json.loads(snap.to_json())
+    data = monitor.snapshot().to_dict()
     if data.get("mode") != mode:
-        fail_check(
-            f"asked for mode={mode!r}, the monitor ran in {data.get('mode')!r}; "
-            f"notes: {data.get('notes')}"
-        )
+        message = (f"asked for mode={mode!r}, the monitor ran in {data.get('mode')!r}; "
+                   f"notes: {data.get('notes')}")
+        # A mode that falls back by design (lines on 3.11) is "not available", not broken.
+        fail_check(message, EXIT_NOT_AVAILABLE if mode == "lines" else EXIT_CHECK_FAILED)
     fields = data["line_fields"]
-    wanted = "hits_total" if mode == "trace" else "self_total"
-    col = fields.index(wanted)
-    seen = sum(
-        row[col]
-        for f in data["files"]
-        if FILTER in f["path"].replace(os.sep, "/")
-        for row in f["lines"]
-    )
-    if seen <= 0:
+    # Sample mode: self samples need a thread seen using CPU between two ticks, which
+    # a short run of GIL-sharing threads on a loaded machine may not give;
+    # inclusive samples prove as well that the sampler saw the workload.
+    cols = [fields.index(WANTED[mode])]
+    if mode == "sample":
+        cols.append(fields.index("incl_total"))
+    seen: dict[str, int] = {}
+    for d in filter_dirs():
+        seen[d] = sum(row[c] for f in data["files"] if f["path"].startswith(d)
+                      for row in f["lines"] for c in cols)
+    if not any(seen.values()):
         fail_check(
-            f"the monitor recorded no {wanted} in {FILTER}; files: "
+            f"the monitor recorded no {' or '.join(fields[c] for c in cols)} in "
+            f"{filter_dirs()}; files: "
             f"{[f['path'] for f in data['files']]}; notes: {data.get('notes')}"
         )
     lines = sum(len(f["lines"]) for f in data["files"])
-    say(f"CHECK mode={data.get('mode')} {wanted}={seen} lines={lines}")
+    per_dir = " ".join(f"{os.path.basename(os.path.dirname(d))}={n}" for d, n in seen.items())
+    say(f"CHECK mode={data.get('mode')} {'+'.join(fields[c] for c in cols)}: {per_dir} "
+        f"lines={lines} "
+        f"sample_hz_achieved={data.get('sample_hz', {}).get('achieved')}")
+
+
+def wait_for_browser(monitor: Any) -> None:
+    """Print the page's URL; go on once bench/run.py says a browser shows it."""
+    say(f"URL {monitor.url}")
+    if not sys.stdin.readline().strip():
+        fail_check("the browser pass ended before the browser was ready")
 
 
 def with_stethoscope(mode: str, path: str, check: bool) -> None:
-    # No try/except: when stethoscope cannot be imported or started, the traceback
-    # and a non-zero status are the result (bench/run.py fails the column loudly).
+    # No try/except around import or start: a traceback and a non-zero status are
+    # the result (bench/run.py fails the column loudly). Only a mode that this
+    # stethoscope rejects is "not available".
     import stethoscope
 
-    monitor = stethoscope.trace(mode=mode, port=0, files=stethoscope.files.path_contains(FILTER))
+    try:
+        monitor = stethoscope.trace(mode=mode, port=0, sample_hz=SAMPLE_HZ, quiet=True,
+                                    files=stethoscope.files.path_contains(*filter_dirs()))
+    except (ValueError, TypeError, NotImplementedError) as exc:
+        if mode != "lines":
+            raise
+        fail_check(f"trace(mode='lines') is refused: {type(exc).__name__}: {exc}",
+                   EXIT_NOT_AVAILABLE)
     say(f"VERSION stethoscope {getattr(stethoscope, '__version__', '?')}")
+    if os.environ.get("BENCH_BROWSER_WAIT") == "1":
+        wait_for_browser(monitor)
     try:
         run_workload(path)
-        if check:
-            check_stethoscope(monitor, mode)
     finally:
+        started = time.perf_counter()
         stethoscope.stop()
+        stopped = time.perf_counter() - started
+    say(f"STOP_MS {stopped * 1000:.2f}")
+    if check:  # after stop(): the sampler has folded its last ticks by then
+        check_stethoscope(monitor, mode)
+    # The value the snapshot's sample_hz_achieved is computed from; read here, after
+    # stop(), without building a snapshot (that would add to the exit delay).
+    say(f"SAMPLE_HZ {monitor.store.sample_rate()}")
     start_watchdog()
 
 
@@ -134,7 +186,7 @@ def with_heartrate(path: str, check: bool) -> None:
     kwargs: dict[str, Any] = {
         "browser": False,
         "port": free_port(),
-        "files": heartrate.files.path_contains(FILTER),
+        "files": heartrate.files.path_contains(*filter_dirs()),
     }
     # heartrate 0.2.x has daemon=False by default: its Flask thread keeps the process
     # alive forever after the script ends. Ask for a daemon thread when the installed
@@ -159,8 +211,7 @@ def with_heartrate(path: str, check: bool) -> None:
 def with_viztracer(path: str, check: bool) -> None:
     import viztracer
 
-    workloads = os.path.join(os.path.dirname(os.path.abspath(__file__)), "workloads")
-    tracer = viztracer.VizTracer(verbose=0, register_global=False, include_files=[workloads])
+    tracer = viztracer.VizTracer(verbose=0, register_global=False, include_files=filter_dirs())
     say(f"VERSION viztracer {getattr(viztracer, '__version__', '?')}")
     say("NOTE viztracer: records function entries and exits (not lines); trace not saved")
     tracer.start()
@@ -177,8 +228,8 @@ def with_pyinstrument(path: str, check: bool) -> None:
     profiler = pyinstrument.Profiler(interval=0.001)
     say(f"VERSION pyinstrument {getattr(pyinstrument, '__version__', '?')}")
     say(
-        "NOTE pyinstrument: statistical profiler, 1 ms interval, main thread only; "
-        "no report rendered"
+        "NOTE pyinstrument: statistical profiler, 1 ms interval, main thread only, "
+        "every file (it has no files filter); no report rendered"
     )
     profiler.start()
     try:
@@ -237,6 +288,7 @@ def with_bare_callback(path: str, check: bool) -> None:
 
 TOOLS: dict[str, Callable[[str, bool], None]] = {
     "stethoscope-sample": lambda path, check: with_stethoscope("sample", path, check),
+    "stethoscope-lines": lambda path, check: with_stethoscope("lines", path, check),
     "stethoscope-trace": lambda path, check: with_stethoscope("trace", path, check),
     "heartrate": with_heartrate,
     "bare-callback": with_bare_callback,

@@ -18,6 +18,7 @@ Command line:
                               is CPython >= 3.10, else the newest CPython >= 3.10 found
 """
 
+import hashlib
 import os
 import re
 import shutil
@@ -30,6 +31,20 @@ _PROBE = (
     "import platform, sys; "
     "print(platform.python_implementation(), '%d.%d.%d' % sys.version_info[:3])"
 )
+
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# What `pip install -e .` builds from: a venv whose stamp differs is reinstalled.
+BUILD_INPUTS = ("pyproject.toml", "src/stethoscope/_speedups.c", "scripts/hatch_build.py")
+
+
+def build_digest():
+    """A digest of BUILD_INPUTS (the project file, the C accelerator, the build hook)."""
+    digest = hashlib.sha256()
+    for name in BUILD_INPUTS:
+        with open(os.path.join(ROOT, *name.split("/")), "rb") as f:
+            digest.update(f.read())
+    return digest.hexdigest()
 
 
 def probe(exe):

@@ -20,7 +20,6 @@ Every result is printed in a summary at the end; the exit status is non-zero if 
 step failed, if no interpreter was found, or if pytest collected no tests (exit 5).
 """
 
-import hashlib
 import os
 import shlex
 import shutil
@@ -97,13 +96,7 @@ def wanted_versions():
 
 
 def stamp_text(interpreter_version):
-    # What the install builds from: the project file and the C accelerator's source.
-    digest = hashlib.sha256()
-    for name in ("pyproject.toml", os.path.join("src", "stethoscope", "_speedups.c"),
-                 os.path.join("scripts", "hatch_build.py")):
-        with open(os.path.join(ROOT, name), "rb") as f:
-            digest.update(f.read())
-    digest = digest.hexdigest()
+    digest = pythons.build_digest()
     return "pyproject=%s\nextras=%s\npython=%s\n" % (digest, EXTRAS, interpreter_version)
 
 
