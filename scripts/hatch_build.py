@@ -63,21 +63,21 @@ class StethoscopeBuildHook(BuildHookInterface):  # type: ignore[misc]
         # (a running process may have it mapped); removed when this build has none,
         # so that an older build cannot linger.
         target = os.path.join(self.root, "src", MODULE + ext_suffix())
-        why = skip_reason()
-        if why is not None:
-            self._warn(f"the C accelerator is not built ({why}); stethoscope counts lines "
-                       f"in pure Python")
+
+        def without(what: str) -> None:
+            self._warn(f"the C accelerator {what}; stethoscope counts lines in pure Python")
             if editable:
                 remove(target)
+
+        why = skip_reason()
+        if why is not None:
+            without(f"is not built ({why})")
             return None
         self._tmp = tempfile.mkdtemp(prefix="stethoscope-build-")
         output = os.path.join(self._tmp, "_speedups" + ext_suffix())
         error = compile_module(os.path.join(self.root, SOURCE), output)
         if error is not None:
-            self._warn(f"the C accelerator could not be built ({error}); stethoscope "
-                       f"counts lines in pure Python")
-            if editable:
-                remove(target)
+            without(f"could not be built ({error})")
             return None
         if not editable:
             return output
