@@ -24,6 +24,12 @@ class ConfigError(ValueError):
     """A bad argument to ``trace()`` or the CLI; the message says what to pass instead."""
 
 
+def check_mode(mode: object) -> None:
+    """ConfigError unless ``mode`` is one of MODES (trace() and Monitor.set_mode())."""
+    if mode not in MODES:
+        raise ConfigError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
+
+
 def new_token() -> str:
     import secrets  # here, not at the top: a child process never makes a token
 
@@ -82,8 +88,7 @@ class Config:
         ):
             raise ConfigError(f"port must be an int from 0 to 65535 (0 = any free port), "
                               f"not {self.port!r}")
-        if self.mode not in MODES:
-            raise ConfigError(f"mode must be one of {', '.join(MODES)}, not {self.mode!r}")
+        check_mode(self.mode)
         if not isinstance(self.token, str) or len(self.token) < 8 or not self.token.isascii() \
                 or not all(c.isalnum() or c in "-_." for c in self.token):
             raise ConfigError("token must be at least 8 characters of letters, digits, '-', "

@@ -29,7 +29,15 @@ from .collectors.exitwatch import MainFinishedHook
 from .collectors.filters import Resolver
 from .collectors.sampler import Sampler
 from .collectors.threads import ThreadRegistry
-from .config import CHILD_ENV, DEFAULT_PORT, MODES, ChildLink, Config, ConfigError, page_url
+from .config import (
+    CHILD_ENV,
+    DEFAULT_PORT,
+    ChildLink,
+    Config,
+    ConfigError,
+    check_mode,
+    page_url,
+)
 from .model import ChildReport, ProcessInfo, ProcessTable, ReportError, Snapshot, Store, combine
 from .model.snapshot import HeatKind, State
 from .render.source import read_source, render_source
@@ -212,8 +220,7 @@ class Monitor:
         sampling with a note, as at start. ConfigError for an unknown mode, and for
         "trace" on Python < 3.12 from a thread other than the main thread (settrace
         only reaches the calling thread and threads started later)."""
-        if mode not in MODES:
-            raise ConfigError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
+        check_mode(mode)
         if mode == "trace" and not _compat.HAS_MONITORING \
                 and threading.current_thread() is not threading.main_thread():
             raise ConfigError("on Python < 3.12 trace mode can only be switched on from the "
