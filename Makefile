@@ -5,7 +5,7 @@
 #   make test PYTHONS="3.12"        only some interpreters
 #   make test PYTEST_ARGS="-k foo"  extra pytest arguments
 #   make lint / make typecheck      ruff / mypy alone
-#   make bench                      benchmark table + bounded cost (bench-table, bench-bounded: one)
+#   make bench                      benchmark table + bounded cost + load (bench-table, bench-bounded, bench-load: one)
 #   make clean                      remove virtualenvs and caches (keeps bench/results)
 #
 # The logic lives in scripts/; any python3 can run them.
@@ -16,7 +16,7 @@ VENV    := .venv
 # Settings such as PYTHONS, PYTEST_ARGS or BENCH_RUNS reach the scripts through the
 # environment: make exports variables given on its command line by itself.
 
-.PHONY: demo test lint typecheck bench bench-table bench-bounded clean help
+.PHONY: demo test lint typecheck bench bench-table bench-bounded bench-load clean help
 
 help:
 	@sed -n '3,10p' Makefile | sed 's/^# \{0,1\}//'
@@ -53,6 +53,9 @@ bench-table:
 
 bench-bounded:
 	$(PYTHON3) scripts/bench.py bounded
+
+bench-load:
+	$(PYTHON3) scripts/bench.py load
 
 clean:
 	rm -rf $(VENV) .venv-test .venv-bench build dist src/*.egg-info src/stethoscope/_speedups*.so \

@@ -9,15 +9,21 @@ finally prints the combined markdown table.
 
 Then, per interpreter, bench/bounded.py: memory, snapshot size and build time of
 a long run (10,000 lines, 200 threads, hours of simulated time) must stay flat.
+And bench/load.py: 50 event streams, 10 stalled ones and 200 snapshot requests/s
+against a monitored CPU workload for 60 s; then, when the test environment
+.venv-test/py3.X exists (`make test` makes it), the fuzz test tests/test_fuzz.py,
+which writes its case count to bench/results/<date>-py3.X-fuzz-load.json.
 
-    scripts/bench.py             both (`make bench`)
+    scripts/bench.py             all three (`make bench`)
     scripts/bench.py table       the side-by-side table only
     scripts/bench.py bounded     the bounded-cost scenario only (`make bench-bounded`)
+    scripts/bench.py load        the load benchmark and the fuzz count (`make bench-load`)
 
 Environment: BENCH_PYTHONS, BENCH_RUNS (default 5), BENCH_ROWS, BENCH_COLUMNS,
 BENCH_SCALE, BENCH_TIMEOUT, BENCH_BROWSER (see bench/run.py); BOUNDED_SECONDS,
-BOUNDED_HOURS (see bench/bounded.py). Raw results go to
-bench/results/<date>-py3.X.json and <date>-bounded-py3.X.json.
+BOUNDED_HOURS (see bench/bounded.py); LOAD_SECONDS (default 60),
+STETHOSCOPE_FUZZ_EXAMPLES (see tests/test_fuzz.py). Raw results go to
+bench/results/<date>-py3.X.json, <date>-bounded-py3.X.json and <date>-py3.X-load.json.
 """
 
 import os
@@ -99,13 +105,13 @@ def prepare_env(minor, base_python, full_version):
 
 def main():
     what = sys.argv[1] if len(sys.argv) > 1 else "all"
-    if what not in ("all", "table", "bounded"):
-        say("usage: bench.py [all|table|bounded]")
+    if what not in ("all", "table", "bounded", "load"):
+        say("usage: bench.py [all|table|bounded|load]")
         return 2
     minors = (os.environ.get("BENCH_PYTHONS") or "").replace(",", " ").split() or DEFAULT_PYTHONS
     stamp = time.strftime("%Y-%m-%dT%H%M%S")
     os.makedirs(RESULTS, exist_ok=True)
-    outputs, bounded, failures, report_python = [], [], [], None
+    outputs, bounded, loads, failures, report_python = [], [], [], [], None
     found = []
     for minor in minors:
         hit = pythons.find(minor)
@@ -141,6 +147,27 @@ def main():
                 report_python = report_python or py
             if code != 0:
                 failures.append("CPython %s: bench/bounded.py exit %d" % (full, code))
+        if what in ("all", "load"):
+            out = os.path.join(RESULTS, "%s-py%s-load.json" % (stamp, minor))
+            seconds = os.environ.get("LOAD_SECONDS") or "60"
+            code = run([py, os.path.join("bench", "load.py"), "--seconds", seconds, "--out", out])
+            if os.path.exists(out):
+                loads.append(out)
+                report_python = report_python or py
+            if code != 0:
+                failures.append("CPython %s: bench/load.py exit %d" % (full, code))
+            test_py = os.path.join(ROOT, ".venv-test", "py" + minor, "bin", "python")
+            if os.path.exists(test_py):
+                os.environ["STETHOSCOPE_FUZZ_RESULTS"] = os.path.join(
+                    RESULTS, "%s-py%s-fuzz-load.json" % (stamp, minor))
+                code = run([test_py, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                            os.path.join("tests", "test_fuzz.py")], timeout=PIP_TIMEOUT)
+                del os.environ["STETHOSCOPE_FUZZ_RESULTS"]
+                if code != 0:
+                    failures.append("CPython %s: tests/test_fuzz.py exit %d" % (full, code))
+            else:
+                say("note: no %s (`make test` makes it): the fuzz test is left out"
+                    % os.path.relpath(test_py, ROOT))
 
     if outputs:
         say()
@@ -151,9 +178,12 @@ def main():
     if bounded:
         say()
         run([report_python, os.path.join("bench", "bounded.py"), "--report"] + bounded)
+    if loads:
+        say()
+        run([report_python, os.path.join("bench", "load.py"), "--report"] + loads)
     for failure in failures:
         say("FAILED: " + failure)
-    return 1 if failures or (what != "bounded" and not outputs) else 0
+    return 1 if failures or (what in ("all", "table") and not outputs) else 0
 
 
 if __name__ == "__main__":

@@ -6,7 +6,8 @@ Runs under any python3 (3.6+); everything else runs in per-interpreter virtualen
 only when pyproject.toml (or the interpreter) changes: a stamp file in the venv
 holds a hash of both.
 
-    run_tests.py test        chromium, then ruff + mypy once, then pytest per interpreter
+    run_tests.py test        chromium and speedscope, then ruff + mypy once, then pytest
+                             per interpreter
     run_tests.py lint        ruff check src tests bench
     run_tests.py typecheck   mypy (configured in pyproject.toml)
 
@@ -180,6 +181,16 @@ def ensure_chromium():
     return run(["bash", os.path.join(ROOT, "scripts", "ensure-chromium.sh")]) == 0
 
 
+def ensure_speedscope():
+    banner("speedscope npm package (export tests)")
+    return run(["bash", os.path.join(ROOT, "scripts", "ensure-speedscope.sh")]) == 0
+
+
+def ensure_tmux():
+    banner("tmux (terminal view tests)")
+    return run(["bash", os.path.join(ROOT, "scripts", "ensure-tmux.sh")]) == 0
+
+
 def find_versions(minors):
     """Return ([(minor, path, full version)], {minor: why skipped}), saying each."""
     found, skipped = [], {}
@@ -253,6 +264,8 @@ def test():
     pytest_args = shlex.split(os.environ.get("PYTEST_ARGS") or "")
 
     results.append(("chromium", ensure_chromium(), "/usr/bin/chromium"))
+    results.append(("tmux", ensure_tmux(), "/usr/bin/tmux"))
+    results.append(("speedscope", ensure_speedscope(), ".cache/speedscope"))
 
     banner("interpreters")
     found, skipped = find_versions(wanted_versions())

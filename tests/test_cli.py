@@ -192,3 +192,13 @@ def test_python_dash_m_and_the_console_script_agree() -> None:
 
     out = subprocess.run([str(console), "--version"], capture_output=True, text=True, timeout=30)
     assert out.stdout == run_cli(["--version"]).stdout
+
+
+def test_random_tokens_never_look_like_an_option() -> None:
+    """A token starting with "-" would make `--token T` read as an option; one in 64
+    of token_urlsafe's would."""
+    from stethoscope.config import new_token
+
+    tokens = [new_token() for _ in range(3000)]
+    assert not [t for t in tokens if t.startswith("-")]
+    assert len(set(tokens)) == len(tokens) and all(len(t) == 24 for t in tokens)

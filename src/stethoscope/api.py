@@ -40,11 +40,18 @@ def trace(
     quiet: bool = False,
     hang_report: float = 3.0,
     dump_signal: int | None = None,
+    metrics_public: bool = False,
+    record: str | None = None,
 ) -> Monitor:
     """Start monitoring this process and serving the page; return the Monitor.
 
     ``port=None`` takes 9999, or a free port when 9999 is busy; an explicit port
     that is busy raises PortInUseError; ``port=0`` takes any free port.
+    ``metrics_public=True`` serves ``GET /metrics`` (Prometheus) without the token,
+    for scrapers that cannot carry it; every other path still needs it.
+    ``record="run.stetho"`` also writes the snapshot stream and the sampled stacks
+    to that file (replay: ``stethoscope view run.stetho``; exports: ``stethoscope
+    export``); a bad path raises ConfigError before anything starts.
     """
     global _current
     config = Config(
@@ -52,7 +59,7 @@ def trace(
         host=host, port=port, browser=browser, daemon=daemon, mode=mode,
         processes=processes, token=new_token() if token is None else token,
         sample_hz=sample_hz, window=window, quiet=quiet, hang_report=hang_report,
-        dump_signal=dump_signal,
+        dump_signal=dump_signal, metrics_public=metrics_public, record=record,
     )
     with _lock:
         if isinstance(_current, ChildMonitor) and _current.running:

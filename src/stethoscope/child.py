@@ -115,8 +115,11 @@ class ChildMonitor(Monitor):
         for f in snapshot.files:
             if f.id in self._sent_sources:
                 continue
+            identity = self.store.identity(f.id)  # only the file that ran, never a swap
             try:
-                text = read_source(f.path)
+                if identity is None:
+                    continue
+                text = read_source(f.path, identity)
             except (OSError, SyntaxError, UnicodeError, ValueError):
                 continue
             if len(text) <= MAX_SOURCE_CHARS:

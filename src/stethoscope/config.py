@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import os
 import signal
 from dataclasses import dataclass, field
 from typing import Literal, get_args
@@ -33,7 +34,10 @@ def check_mode(mode: object) -> None:
 def new_token() -> str:
     import secrets  # here, not at the top: a child process never makes a token
 
-    return secrets.token_urlsafe(18)
+    while True:  # never one that starts with "-": `--token -x...` reads as an option
+        token = secrets.token_urlsafe(18)
+        if not token.startswith("-"):
+            return token
 
 
 def url_host(host: str) -> str:
@@ -73,6 +77,10 @@ class Config:
     # that hold the exit is printed; 0 turns it off.
     hang_report: float = 3.0
     dump_signal: int | None = None  # e.g. signal.SIGUSR1: print the thread report
+    # Serve GET /metrics (Prometheus) without the token; every other path still needs it.
+    metrics_public: bool = False
+    # Write the snapshot stream and sampled stacks to this file (recording.py).
+    record: str | None = None
 
     def __post_init__(self) -> None:
         if not callable(self.files):
@@ -110,7 +118,11 @@ class Config:
                     or self.dump_signal in (signal.SIGKILL, signal.SIGSTOP):
                 raise ConfigError(f"dump_signal must be a signal number such as "
                                   f"signal.SIGUSR1, not {self.dump_signal!r}")
-        for name in ("browser", "daemon", "processes", "quiet"):
+        if self.record is not None and (not isinstance(self.record, (str, os.PathLike))
+                                        or not os.fspath(self.record)):
+            raise ConfigError(f"record must be a file path such as 'run.stetho', "
+                              f"not {self.record!r}")
+        for name in ("browser", "daemon", "processes", "quiet", "metrics_public"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"{name} must be True or False, not {getattr(self, name)!r}")
 

@@ -22,7 +22,13 @@ from typing import TYPE_CHECKING, Any
 
 from . import _compat
 from .collectors import Collector, CollectorUnavailable
-from .collectors.children import ChildWatch, process_started, release_sigterm, take_sigterm
+from .collectors.children import (
+    ChildWatch,
+    die_of_sigterm,
+    process_started,
+    release_sigterm,
+    take_sigterm,
+)
 from .collectors.counting import ThreadCounters
 from .collectors.cputime import ProcessCPU
 from .collectors.exitwatch import MainFinishedHook
@@ -36,15 +42,20 @@ from .config import (
     Config,
     ConfigError,
     check_mode,
+    is_loopback,
     page_url,
+    url_host,
 )
 from .model import ChildReport, ProcessInfo, ProcessTable, ReportError, Snapshot, Store, combine
+from .model.activity import threads_at
 from .model.snapshot import HeatKind, State
+from .model.stacks import StackLog
 from .render.source import read_source, render_source
 from .render.threads import dump_report, hang_report
 
 if TYPE_CHECKING:
     from .collectors.lines import LinesCollector
+    from .recording import Recorder
     from .server.httpd import Server
 
 SNAPSHOT_MAX_AGE = 0.1  # seconds a built snapshot is reused for other clients
@@ -61,6 +72,14 @@ def write_stderr(text: str) -> None:
 
 def _say(message: str) -> None:
     write_stderr(f"stethoscope: {message}\n")
+
+
+def warn_if_exposed(host: str) -> None:
+    """One line on stderr when the server listens on a non-loopback address (trace(),
+    stethoscope run/demo and stethoscope view say it with the same words)."""
+    if not is_loopback(host):
+        _say(f"warning: serving on {url_host(host)}, not a loopback address: the page and "
+             f"API are reachable from the network, and the token is the only guard")
 
 
 class Monitor:
@@ -99,11 +118,33 @@ class Monitor:
         self._process = ProcessInfo(os.getpid(), os.getppid(), _argv(), "", "main",
                                     process_started(), "running")
         self._cpu = ProcessCPU()
-        self.children = ProcessTable(os.getpid()) if config.processes else None
+        self.children = ProcessTable(os.getpid(), activity=self.store.activity) \
+            if config.processes else None
+        self._activity_due = 0.0  # monotonic time the open activity point ends
         self._child_watch = ChildWatch(self.children) if self.children is not None else None
         self._env_set: str | None = None
         self.server: Server | None = None  # the program's monitor serves; a child's reports
         self.url = self._open_outlet()
+        self.recorder: Recorder | None = None
+        self._sigterm_handler: Callable[[int, FrameType | None], None] | None = None
+        if config.record is not None:
+            self._open_recording(config.record)
+
+    def _open_recording(self, path: str) -> None:
+        from . import __version__
+        from .recording import Recorder, RecordingError
+
+        header = {"stethoscope": __version__, "pid": os.getpid(), "argv": list(_argv()),
+                  "python": _compat.PY_VERSION, "started": self._started,
+                  "sample_hz": self.config.sample_hz, "mode": self.config.mode}
+        try:
+            self.recorder = Recorder(path, header, snapshot=lambda: self.snapshot("all"),
+                                     source=self.source_text, stack_log=StackLog(),
+                                     on_fault=self._note)
+        except RecordingError as exc:
+            if self.server is not None:
+                self.server.stop()
+            raise ConfigError(str(exc)) from None
 
     def _open_outlet(self) -> str:
         """Bind the server (so a bad port fails before anything is changed); the URL."""
@@ -112,7 +153,8 @@ class Monitor:
         config = self.config
         port = DEFAULT_PORT if config.port is None else config.port
         self.server = Server(self, host=config.host, port=port, token=config.token,
-                             fallback_port=config.port is None, loopback=config.loopback)
+                             fallback_port=config.port is None, loopback=config.loopback,
+                             metrics_public=config.metrics_public)
         return page_url(config.host, self.server.port, config.token)
 
     # -- lifecycle -------------------------------------------------------------
@@ -133,8 +175,12 @@ class Monitor:
             self._env_set = link.to_env()
             os.environ[CHILD_ENV] = self._env_set
         atexit.register(self._at_exit)
+        if self.recorder is not None:
+            self.recorder.start()
+            self._take_sigterm_for_recording()
         if not config.quiet:
             _say(f"serving {self.url}")
+        warn_if_exposed(config.host)  # even when quiet: it is about who can reach the data
         if config.port is None and self.server.port != DEFAULT_PORT:
             _say(f"port {DEFAULT_PORT} was busy; using port {self.server.port}")
         if config.browser:
@@ -148,7 +194,8 @@ class Monitor:
         self._start_mode(self.config.mode)
         registry = ThreadRegistry(self.resolver, on_fault=self._note)
         sampler = Sampler(self.store, self.resolver, self.config.sample_hz, on_fault=self._note,
-                          registry=registry, periodic=self._periodic)
+                          registry=registry, periodic=self._periodic,
+                          stack_log=self.recorder.stack_log if self.recorder else None)
         hook = MainFinishedHook(self._main_finished, on_fault=self._note)
         for collector in (registry, sampler, hook):
             collector.start()
@@ -173,6 +220,12 @@ class Monitor:
             collector.start()
         except CollectorUnavailable as exc:
             self._note(str(exc))
+            return False
+        except Exception as exc:  # a fault while starting: undo it, run without it
+            with contextlib.suppress(Exception):
+                collector.stop()
+            self._note(f"{collector.name} mode could not start after an internal error: "
+                       f"{type(exc).__name__}: {exc}; showing sampled time instead")
             return False
         self._collectors.append(collector)
         return True
@@ -247,6 +300,7 @@ class Monitor:
                 del os.environ[CHILD_ENV]
             self._stop_collectors()
             self._state = "stopped"
+            self._close_recording()
             self._close_outlet()
         finally:
             if self._on_stop is not None:
@@ -268,6 +322,29 @@ class Monitor:
             except Exception as exc:
                 self._note(f"{collector.name} did not stop cleanly: {exc}")
 
+    def _take_sigterm_for_recording(self) -> None:
+        """SIGTERM at its default would end the process without atexit: finish the
+        recording first, then die of the signal as the sender meant."""
+        def on_sigterm(signum: int, frame: FrameType | None) -> None:
+            self.stop()
+            die_of_sigterm()
+
+        if take_sigterm(on_sigterm):
+            self._sigterm_handler = on_sigterm
+
+    def _close_recording(self) -> None:
+        if self._sigterm_handler is not None:
+            release_sigterm(self._sigterm_handler)
+            self._sigterm_handler = None
+        if self.recorder is not None:
+            try:
+                self.recorder.close()
+            except Exception as exc:
+                self._note(f"the recording did not close cleanly: {exc}")
+            if not self.config.quiet:
+                _say(f"recorded to {self.recorder.path}; replay with: "
+                     f"stethoscope view {self.recorder.path}")
+
     def _close_outlet(self) -> None:
         if self.server is not None:
             self.server.stop()
@@ -286,6 +363,8 @@ class Monitor:
                 getattr(collector, "forget_after_fork", collector.stop)()
         if self.server is not None:
             self.server.forget()
+        if self.recorder is not None:
+            self.recorder.forget()
 
     @property
     def running(self) -> bool:
@@ -333,6 +412,9 @@ class Monitor:
         children and the exit."""
         self._fold()
         self._cpu.read()
+        if time.monotonic() >= self._activity_due:
+            self._activity_due = time.monotonic() + self.store.activity.interval
+            self._close_activity_point()
         if self._child_watch is not None:
             self._child_watch.check()
         finished = self._main_finished_at
@@ -346,6 +428,16 @@ class Monitor:
         report = hang_report(self.snapshot())
         if report is not None:
             write_stderr(report)
+
+    def _close_activity_point(self) -> None:
+        own = os.getpid()
+        threads = list(threads_at(self.store.threads(), own))
+        cpu: dict[int, float | None] = {own: self.process_info().cpu}
+        if self.children is not None:
+            for snap in self.children.snapshots():
+                threads += threads_at(snap.threads, snap.pid)
+            cpu.update((p.pid, p.cpu) for p in self.children.infos() if p.state == "running")
+        self.store.activity.close(time.time(), threads, cpu)
 
     def accept_report(self, body: bytes) -> str | None:
         """A child's report, from the server; an error message if it is refused."""
@@ -399,12 +491,21 @@ class Monitor:
         self.mode = "sample"
 
     def _fold(self) -> None:
-        """Hand the exact counts, or the lines that ran, to the store."""
+        """Hand the exact counts, or the lines that ran, to the store. A fault here
+        ends that mode, not the sampler thread this runs in."""
         with self._mode_lock:
-            if self._tracer is not None:
-                self._counters.fold()
-            if self._lines is not None:
-                self._lines.tick()
+            try:
+                if self._tracer is not None:
+                    self._counters.fold()
+                if self._lines is not None:
+                    self._lines.tick()
+            except Exception as exc:
+                what = "exact line counting" if self._tracer is not None else "lines mode"
+                with contextlib.suppress(Exception):
+                    self._stop_mode()
+                self.mode = "sample"
+                self._note(f"{what} stopped after an internal error: "
+                           f"{type(exc).__name__}: {exc}")
 
     def process_info(self) -> ProcessInfo:
         cpu, seconds = self._cpu.value
@@ -413,8 +514,7 @@ class Monitor:
     def snapshot(self, view: str | int | None = None) -> Snapshot:
         """This process's picture (``view`` None or its pid), a child's (its pid), or
         all processes combined ("all"). Every view lists all the processes."""
-        heat: HeatKind = "hits" if self.mode == "trace" else "ran" if self.mode == "lines" \
-            else "time"
+        heat = self.heat_kind()
         own = self.store.snapshot(
             state=self._state, mode=self.mode, requested_mode=self.requested_mode, heat=heat,
             started=self._started,
@@ -450,6 +550,44 @@ class Monitor:
             self._cached[view] = (now, key, data)
             return data
 
+    def heat_kind(self) -> HeatKind:
+        return "hits" if self.mode == "trace" else "ran" if self.mode == "lines" else "time"
+
+    def activity_json(self, view: str | int | None = "all") -> bytes:
+        """Activity over the last minutes (model/activity.py); LookupError for a pid
+        that is not a process of this program."""
+        import json
+
+        pid: int | None = None
+        if view not in (None, "all"):
+            pid = int(view)
+            known = {os.getpid()} | {p.pid for p in (self.children.infos()
+                                                     if self.children is not None else [])}
+            if pid not in known:
+                raise LookupError(view)
+        data = self.store.activity.to_dict(self.heat_kind(), pid)
+        return json.dumps(data, separators=(",", ":")).encode()
+
+    def recording_json(self) -> bytes | None:
+        return None  # live: the page reads /api/events, not a timeline
+
+    def snapshot_at_json(self, index: int, view: str | int | None = "all") -> bytes:
+        raise IndexError("a live program has no recorded snapshots")
+
+    def source_text(self, file_id: str) -> tuple[str, str] | None:
+        """(path, text) of a file this process ran, or one a child ran and sent."""
+        path = self.store.path(file_id)
+        if path is None:
+            return self.children.source(file_id) if self.children is not None else None
+        try:
+            identity = self.store.identity(file_id)
+            if identity is None:  # no file there when it ran: nothing there is its source
+                raise OSError(f"{path} did not exist when it ran")
+            return path, read_source(path, identity)
+        except (OSError, SyntaxError, UnicodeError):
+            return path, ("# stethoscope: the source of this file could not be read (or it is "
+                          "no longer the file that ran)\n")
+
     def source_json(self, file_id: str) -> bytes | None:
         """A monitored file's source, by id: one this process ran, or one a child
         ran and sent (the server never reads a path that a request names)."""
@@ -458,17 +596,10 @@ class Monitor:
         cached = self._sources.get(file_id)
         if cached is not None:
             return cached
-        path = self.store.path(file_id)
-        if path is not None:
-            try:
-                text = read_source(path)
-            except (OSError, SyntaxError, UnicodeError):
-                text = "# stethoscope: the source of this file could not be read\n"
-        else:
-            sent = self.children.source(file_id) if self.children is not None else None
-            if sent is None:
-                return None
-            path, text = sent
+        found = self.source_text(file_id)
+        if found is None:
+            return None
+        path, text = found
         cached = json.dumps(render_source(file_id, path, os.path.basename(path), text),
                             separators=(",", ":")).encode()
         self._sources[file_id] = cached

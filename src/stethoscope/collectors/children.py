@@ -123,7 +123,7 @@ class ExitHooks:
         finally:
             self._flushing = False
         if self._sigterm_pending:  # it came during the flush: now die of it
-            _die_of_sigterm()
+            die_of_sigterm()
         self._uninstall_sigterm()
 
     # -- SIGTERM -----------------------------------------------------------------
@@ -139,7 +139,7 @@ class ExitHooks:
                 return
             if not self._flushing:
                 self._exit("SIGTERM", -signal.SIGTERM)
-            _die_of_sigterm()  # as the sender meant
+            die_of_sigterm()  # as the sender meant
 
         if take_sigterm(on_sigterm):
             self._sigterm_handler = on_sigterm
@@ -176,7 +176,7 @@ def release_sigterm(handler: Callable[[int, FrameType | None], Any]) -> None:
         pass
 
 
-def _die_of_sigterm() -> None:
+def die_of_sigterm() -> None:
     """End the process by SIGTERM's default action, so its parent sees signal 15."""
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     os.kill(os.getpid(), signal.SIGTERM)

@@ -34,9 +34,10 @@ class Resolver:
                 accepted = bool(self._accept(filename))
             except Exception as exc:  # the user's filter must not break their program
                 accepted = False
-                if self._on_error is not None:
-                    self._on_error(f"the files filter raised {type(exc).__name__}: {exc} "
-                                   f"(for {filename}); that file is not monitored")
+                on_error, self._on_error = self._on_error, None  # once, not once per file
+                if on_error is not None:
+                    on_error(f"the files filter raised {type(exc).__name__}: {exc} (first for "
+                             f"{filename}); files it raises for are not monitored")
             if accepted:
                 fid = self._store.register_file(filename)
         self.cache[filename] = fid

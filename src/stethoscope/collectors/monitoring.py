@@ -124,12 +124,14 @@ class MonitoringTool:
             return
         mon = sys.monitoring
         mon.set_events(tool, mon.events.NO_EVENTS)
-        self._stopping()
-        for code in list(self._armed.values()):
-            mon.set_local_events(tool, code, mon.events.NO_EVENTS)
-        mon.register_callback(tool, mon.events.PY_START, None)
-        mon.register_callback(tool, mon.events.LINE, None)
-        mon.free_tool_id(tool)
+        try:
+            self._stopping()
+        finally:  # a fault handing over the last data must not keep the tool id
+            for code in list(self._armed.values()):
+                mon.set_local_events(tool, code, mon.events.NO_EVENTS)
+            mon.register_callback(tool, mon.events.PY_START, None)
+            mon.register_callback(tool, mon.events.LINE, None)
+            mon.free_tool_id(tool)
 
     def _stopping(self) -> None:
         """Called by stop() once global events are off, before the codes are let go."""
@@ -163,7 +165,11 @@ class MonitoringTracer(MonitoringTool):
             try:
                 counts = local.counts
             except AttributeError:
-                counts = local.counts = new_counts()
+                try:
+                    counts = local.counts = new_counts()
+                except Exception as exc:  # never reach the user's code
+                    fault(exc)
+                    return
             try:
                 counts[id(code)][line] += 1
             except KeyError:

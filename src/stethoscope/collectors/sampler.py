@@ -14,6 +14,7 @@ interval (about 160 Hz asked 1 kHz): the Store reports the achieved rate.
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 import time
@@ -23,6 +24,7 @@ from types import FrameType
 from .._compat import block_signals
 from ..model import Store
 from ..model.snapshot import NowLine
+from ..model.stacks import StackLog
 from .counting import is_own_thread
 from .cputime import ThreadCPU
 from .filters import Resolver
@@ -47,8 +49,10 @@ class Sampler:
         registry: ThreadRegistry | None = None,
         periodic: Callable[[], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        stack_log: StackLog | None = None,
     ) -> None:
         self._store = store
+        self._stack_log = stack_log  # a recording runs: every thread's whole stack too
         self._resolver = resolver
         self._interval = 1.0 / hz
         self._on_fault = on_fault
@@ -103,7 +107,11 @@ class Sampler:
                            f"{type(exc).__name__}: {exc}")
         finally:
             if ticks:
-                self._store.add_samples(pending_self, pending_incl, ticks)
+                try:
+                    self._store.add_samples(pending_self, pending_incl, ticks)
+                except Exception as exc:  # what failed above, likely: never a traceback
+                    self._on_fault(f"the sampler stopped after an internal error: "
+                                   f"{type(exc).__name__}: {exc}")
 
     def _refresh_meta(self) -> None:
         self._meta = {t.ident: t for t in threading.enumerate() if t.ident is not None}
@@ -145,6 +153,8 @@ class Sampler:
         # ForkingPickler.dumps makes: "SystemError: deallocated BytesIO object has
         # exported buffers", then a segfault (CPython gh-111049 / gh-111211).
         frames.pop(threading.get_ident(), None)
+        stack_log = self._stack_log
+        wall = time.time()
         for ident, top in frames.items():
             if ident in own:
                 continue
@@ -174,8 +184,35 @@ class Sampler:
                 frame = frame.f_back
             if innermost is not None and self._busy(meta, elapsed):
                 self_counts[innermost] = self_counts.get(innermost, 0) + 1
+            if stack_log is not None:
+                stack_log.add(wall, ident, _whole_stack(top))
             if publish and innermost is not None:
                 now_lines.append(NowLine(innermost[0], innermost[1], ident))
         if publish:
             threads = self.describer.describe(frames, self._meta, own)
             self._store.set_threads(threads, now_lines)
+
+
+_PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_LAUNCHER = frozenset(os.path.join(_PACKAGE, name) for name in ("__main__.py", "cli.py",
+                                                                 "runner.py"))
+
+
+def _launcher(path: str) -> bool:
+    """Frames of ``python -m stethoscope run``: runpy's and the command line's."""
+    return path in _LAUNCHER or path == "<frozen runpy>" or path.endswith(f"{os.sep}runpy.py")
+
+
+def _whole_stack(top: FrameType) -> list[tuple[str, int, str]]:
+    """(path, line, function) of every frame, outermost first, without the frames
+    of ``stethoscope run`` that lead to the program's own."""
+    stack = []
+    frame: FrameType | None = top
+    while frame is not None:
+        code = frame.f_code
+        stack.append((code.co_filename, frame.f_lineno or 0, code.co_name))
+        frame = frame.f_back
+    while len(stack) > 1 and _launcher(stack[-1][0]):
+        stack.pop()
+    stack.reverse()
+    return stack

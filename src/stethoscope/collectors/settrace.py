@@ -131,7 +131,12 @@ class SettraceTracer:
         if not self._active or is_own_thread(frame.f_locals.get("self")):
             sys.settrace(self._prev_threading)
             return self._prev_threading(frame, event, arg) if self._prev_threading else None
-        global_trace, _ = self._tracers(restore=self._prev_threading)
+        try:
+            global_trace, _ = self._tracers(restore=self._prev_threading)
+        except Exception as exc:  # never reach the user's thread: run it untraced
+            self._fault(exc)
+            sys.settrace(self._prev_threading)
+            return self._prev_threading(frame, event, arg) if self._prev_threading else None
         sys.settrace(global_trace)
         return global_trace(frame, event, arg)
 

@@ -155,9 +155,7 @@ class ThreadRegistry:
             self._active = False
 
     def stop(self) -> None:
-        if not self._active:
-            return
-        self._active = False
+        self._active = False  # also after a fault turned it off: the wrappers go all the same
         cls = threading.Thread
         if cls.__init__ is self._init_wrapper and self._original_init is not None:
             cls.__init__ = self._original_init  # type: ignore[method-assign]

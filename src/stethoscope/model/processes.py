@@ -20,6 +20,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from .activity import KINDS, Activity, file_totals
 from .snapshot import (
     LINE_FIELDS,
     FileHeat,
@@ -104,8 +105,10 @@ class _Child:
 class ProcessTable:
     """The parent's view of its children: latest report per process, thread-safe."""
 
-    def __init__(self, own_pid: int, *, max_ended: int = MAX_ENDED) -> None:
+    def __init__(self, own_pid: int, *, max_ended: int = MAX_ENDED,
+                 activity: Activity | None = None) -> None:
         self._lock = threading.Lock()
+        self._activity = activity  # fed with what each report adds to the totals
         self._own_pid = own_pid
         self._max_ended = max_ended
         self._children: dict[int, _Child] = {}
@@ -127,6 +130,10 @@ class ProcessTable:
                     known.final or (report.seq <= known.seq and not report.final)):
                 return False
             info = replace(report.process, last_report=now)
+            if self._activity is not None:
+                self._feed_activity(report.snapshot,
+                                    known.snapshot if known is not None
+                                    and known.instance == report.instance else None)
             self._children[pid] = _Child(report.instance, report.seq, report.final, info,
                                          report.snapshot)
             for fid, path, text in report.sources:
@@ -134,6 +141,18 @@ class ProcessTable:
                     self._sources.setdefault(fid, (path, text))
             self._retire_oldest()
         return True
+
+    def _feed_activity(self, snap: Snapshot, before: Snapshot | None) -> None:
+        assert self._activity is not None
+        old = {f.id: file_totals(f.lines) for f in before.files} if before is not None else {}
+        grown: list[dict[str, int]] = [{}, {}, {}]
+        for f in snap.files:
+            self._activity.name_file(f.id, f.name, f.path)
+            prior = old.get(f.id, (0, 0, 0))
+            for k, value in enumerate(file_totals(f.lines)):
+                grown[k][f.id] = max(0, value - prior[k])
+        for kind, per_file in zip(KINDS, grown, strict=True):
+            self._activity.add(kind, per_file)
 
     def watch_list(self) -> list[int]:
         """Pids of children that have not said goodbye: check they still exist."""

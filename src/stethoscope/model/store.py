@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
+from .activity import Activity
 from .heat import HeatRing
 from .snapshot import (
     ExitInfo,
@@ -31,9 +32,25 @@ LineKey = tuple[str, int]  # (file id, line number)
 MAX_NOTES = 20
 
 
+def file_identity(path: str) -> tuple[int, int] | None:
+    """The file a path leads to now (None: none)."""
+    try:
+        st = os.stat(path)
+    except (OSError, ValueError):
+        return None
+    return st.st_dev, st.st_ino
+
+
 def file_id_for(path: str) -> str:
     """A stable, opaque id for a source path; the same in every process."""
     return hashlib.sha256(os.fsencode(path)).hexdigest()[:12]
+
+
+def _per_file(counts: Iterable[tuple[LineKey, int]]) -> dict[str, int]:
+    sums: dict[str, int] = {}
+    for (fid, _line), n in counts:
+        sums[fid] = sums.get(fid, 0) + n
+    return sums
 
 
 class Store:
@@ -49,6 +66,9 @@ class Store:
         self._clock = clock
         self.window = window
         self._paths: dict[str, str] = {}  # file id -> path
+        # file id -> (st_dev, st_ino) of the file when it first ran: its source is read
+        # only from that same file, not from whatever the path leads to later
+        self._identities: dict[str, tuple[int, int] | None] = {}
         self._hits: HeatRing[LineKey] = HeatRing(window)
         self._self: HeatRing[LineKey] = HeatRing(window)
         self._incl: HeatRing[LineKey] = HeatRing(window)
@@ -63,19 +83,24 @@ class Store:
         self._samples = 0
         self._first_sample: float | None = None
         self._last_sample: float | None = None
+        self.activity = Activity()  # its own lock: fed under ours, read without it
 
     # -- writing (collectors) -------------------------------------------------
 
     def register_file(self, path: str) -> str:
         fid = file_id_for(path)
         with self._lock:
-            self._paths.setdefault(fid, path)
+            if fid not in self._paths:
+                self._paths[fid] = path
+                self._identities[fid] = file_identity(path)
+                self.activity.name_file(fid, os.path.basename(path), path)
         return fid
 
     def add_hits(self, counts: Mapping[LineKey, int]) -> None:
         if counts:
             with self._lock:
                 self._hits.add(counts, int(self._clock()))
+                self.activity.add("hits", _per_file(counts.items()))
 
     def add_ran(self, keys: Iterable[LineKey], when: float) -> None:
         """These lines ran (at least once) in the tick window that ended at ``when``
@@ -85,6 +110,7 @@ class Store:
             self._windows.add([(None, 1)], int(when))
             if keys:
                 self._ran.add([(key, 1) for key in keys], int(when))
+                self.activity.add("ran", _per_file((key, 1) for key in keys))
                 last, ms = self._ran_last, int(when * 1000)
                 for key in keys:
                     last[key] = ms
@@ -101,6 +127,7 @@ class Store:
             second = int(now)
             self._self.add(self_counts, second)
             self._incl.add(incl_counts, second)
+            self.activity.add("self", _per_file(self_counts.items()))
             if self._first_sample is None:
                 self._first_sample = now
             self._last_sample = now
@@ -110,6 +137,10 @@ class Store:
         with self._lock:
             self._threads = tuple(threads)
             self._now = tuple(now)
+
+    def threads(self) -> tuple[ThreadInfo, ...]:
+        with self._lock:
+            return self._threads
 
     def set_exit(self, main_finished: float, hang_report: float, reported: bool) -> None:
         with self._lock:
@@ -125,6 +156,10 @@ class Store:
             return True
 
     # -- reading ------------------------------------------------------------
+
+    def identity(self, file_id: str) -> tuple[int, int] | None:
+        with self._lock:
+            return self._identities.get(file_id)
 
     def path(self, file_id: str) -> str | None:
         with self._lock:

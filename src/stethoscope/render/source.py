@@ -10,6 +10,7 @@ from __future__ import annotations
 import builtins
 import io
 import keyword
+import os
 import tokenize
 from typing import Any
 
@@ -18,9 +19,15 @@ Span = tuple[int, int, int, str]  # line, start column, end column, kind
 _BUILTINS = frozenset(dir(builtins))
 
 
-def read_source(path: str) -> str:
-    """The file's text decoded the way Python decodes it (PEP 263 cookie or UTF-8)."""
+def read_source(path: str, identity: tuple[int, int] | None = None) -> str:
+    """The file's text decoded the way Python decodes it (PEP 263 cookie or UTF-8).
+    With ``identity`` (st_dev, st_ino), only from that file: OSError if the path now
+    leads to another one (a symlink or a file put in its place after it ran)."""
     with open(path, "rb") as f:
+        if identity is not None:
+            st = os.fstat(f.fileno())
+            if (st.st_dev, st.st_ino) != identity:
+                raise OSError(f"{path} is no longer the file that ran")
         data = f.read()
     encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
     return data.decode(encoding, errors="replace")

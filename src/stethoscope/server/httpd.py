@@ -15,13 +15,15 @@ from __future__ import annotations
 import contextlib
 import errno
 import hmac
+import io
 import json
 import selectors
 import socket
+import sys
 import threading
+import time
 from collections.abc import Callable
 from http import HTTPStatus
-from http.cookies import CookieError, SimpleCookie
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from typing import Any, Protocol
@@ -29,6 +31,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from .._compat import block_signals
 from ..model.processes import MODE_HEADER
+from . import metrics
 from .errors import PortInUseError
 
 COOKIE = "stethoscope_token"
@@ -59,6 +62,19 @@ class Backend(Protocol):
         ...
 
     def source_json(self, file_id: str) -> bytes | None: ...
+
+    def activity_json(self, view: str | int | None = "all") -> bytes:
+        """Activity over time (the page's plots); LookupError for an unknown pid."""
+        ...
+
+    def recording_json(self) -> bytes | None:
+        """A recording's timeline; None for a live program."""
+        ...
+
+    def snapshot_at_json(self, index: int, view: str | int | None = "all") -> bytes:
+        """A recording's index-th snapshot: IndexError outside it, LookupError for
+        an unknown pid."""
+        ...
 
     def accept_report(self, body: bytes) -> str | None:
         """Take a child process's report; an error message if it is refused."""
@@ -122,10 +138,12 @@ class _HTTPServer(ThreadingHTTPServer):
 
 class Server:
     def __init__(self, backend: Backend, *, host: str, port: int, token: str,
-                 fallback_port: bool = False, loopback: bool = True) -> None:
+                 fallback_port: bool = False, loopback: bool = True,
+                 metrics_public: bool = False) -> None:
         self.backend = backend
         self.token = token
         self.loopback = loopback
+        self.metrics_public = metrics_public  # GET /metrics without the token (opt-in)
         self.closing = threading.Event()
         self.assets = _load_assets()
         self._httpd = self._bind(host, port, fallback_port)
@@ -210,17 +228,63 @@ class Server:
                 sock.close()
 
 
+class _RequestReader(io.RawIOBase):
+    """The connection's incoming bytes, all of which must arrive by ``deadline``: the
+    socket's own timeout bounds each recv() only, so a client trickling a byte every
+    few seconds could otherwise hold its connection (and a thread) forever."""
+
+    def __init__(self, sock: socket.socket, deadline: float) -> None:
+        super().__init__()
+        self._sock = sock
+        self._deadline = deadline
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        left = self._deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("the request did not arrive within READ_TIMEOUT")
+        timeout = self._sock.gettimeout()
+        self._sock.settimeout(left if timeout is None else min(left, timeout))
+        try:
+            return self._sock.recv_into(buffer)
+        finally:
+            self._sock.settimeout(timeout)
+
+
+def _unsent(sock: socket.socket) -> int | None:
+    """Bytes sent to the client that it has not taken yet (Linux); None elsewhere."""
+    try:
+        import fcntl
+        import termios
+
+        raw = fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b"\0\0\0\0")  # SIOCOUTQ
+    except (ImportError, AttributeError, OSError, ValueError):
+        return None
+    return int.from_bytes(raw, sys.byteorder, signed=True)
+
+
 class _Handler(BaseHTTPRequestHandler):
     server: _HTTPServer
     server_version = "stethoscope"
     sys_version = ""
     protocol_version = "HTTP/1.0"
+    # Not the stdlib's "HTTP/0.9": under it, answers to a bare "GET /path" and errors
+    # about a malformed version went out without a status line or any header.
+    default_request_version = "HTTP/1.0"
     timeout = READ_TIMEOUT
     error_message_format = "%(code)d %(message)s\n"
     error_content_type = "text/plain; charset=utf-8"
 
     def log_message(self, format: str, *args: Any) -> None:
         pass  # the user's stderr is theirs
+
+    def setup(self) -> None:
+        super().setup()
+        self.rfile.close()  # the whole request must arrive within READ_TIMEOUT
+        self.rfile = io.BufferedReader(
+            _RequestReader(self.connection, time.monotonic() + READ_TIMEOUT))
 
     def end_headers(self) -> None:
         self.send_header("Cache-Control", "no-store")
@@ -253,20 +317,24 @@ class _Handler(BaseHTTPRequestHandler):
         """The token presented, and whether it came in the query string."""
         if "token" in query:
             return query["token"][0], True
-        raw = self.headers.get("Cookie")
-        if raw:
-            try:
-                jar = SimpleCookie(raw)
-            except CookieError:
-                return None, False
-            if COOKIE in jar:
-                return jar[COOKIE].value, False
+        # Split by hand, not SimpleCookie: before CPython 3.12.6 its unquoting is quadratic
+        # (CVE-2024-7592), and one 64 KiB Cookie header cost ~20 s of the program's CPU
+        # before the token was even checked. Our cookie's value never needs quoting.
+        for part in self.headers.get("Cookie", "").split(";"):
+            name, sep, value = part.partition("=")
+            if sep and name.strip() == COOKIE:
+                value = value.strip()
+                quoted = len(value) >= 2 and value[0] == value[-1] == '"'
+                return (value[1:-1] if quoted else value), False
         return None, False
 
     def _refusal(self, query: dict[str, list[str]]) -> str | None:
         owner = self.server.owner
         if owner.loopback and self.headers.get("Host", "") not in owner.allowed_hosts:
             return "unexpected Host header; open the URL stethoscope printed"
+        if owner.metrics_public and self.command in ("GET", "HEAD") \
+                and urlsplit(self.path).path == "/metrics":
+            return None  # opted in (metrics_public): scrapers need no token, only /metrics
         token, _ = self._token_from_request(query)
         if token is None or not hmac.compare_digest(token.encode("utf-8", "replace"),
                                                     owner.token.encode()):
@@ -314,15 +382,23 @@ class _Handler(BaseHTTPRequestHandler):
             self._not_allowed()
             return
         length = self.headers.get("Content-Length", "")
-        if not length.isdigit():
+        # ASCII digits only ("²".isdigit() is true, int("²") fails), and never int() of
+        # thousands of digits (a ValueError since Python 3.11's int limits): both were 500s
+        if not (length.isascii() and length.isdigit()):
             self._plain(HTTPStatus.LENGTH_REQUIRED, "a report needs a Content-Length")
             return
-        if int(length) > MAX_REPORT:
+        if len(length.lstrip("0")) > 9 or int(length) > MAX_REPORT:
             self._plain(HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
                         f"a report may be at most {MAX_REPORT} bytes")
             return
         body = self.rfile.read(int(length))
-        error = self.server.owner.backend.accept_report(body)
+        try:
+            error = self.server.owner.backend.accept_report(body)
+        except (RecursionError, OverflowError, TypeError, ValueError, LookupError,
+                AttributeError) as exc:
+            # JSON nested thousands deep, 1e400 where an int belongs, a list where an id
+            # belongs: the report parser lets some through; the client's fault, not a 500
+            error = f"report is malformed: {type(exc).__name__}"
         if error is not None:
             self._plain(HTTPStatus.BAD_REQUEST, error)
             return
@@ -355,12 +431,22 @@ class _Handler(BaseHTTPRequestHandler):
             body, ctype = owner.assets[route]
             token, from_query = self._token_from_request(query)
             self._send(body, ctype, cookie=token if route == "/" and from_query else None)
-        elif route in ("/api/snapshot", "/api/events"):
+        elif route == "/api/recording":
+            timeline = owner.backend.recording_json()  # None: a live program
+            self._send(b"null" if timeline is None else timeline, "application/json")
+        elif route == "/api/events" and owner.backend.recording_json() is not None:
+            self._plain(HTTPStatus.NOT_FOUND, "a recording has no live events: "
+                                              "use /api/snapshot?at=INDEX")
+        elif route in ("/api/snapshot", "/api/events", "/api/activity"):
             try:
                 view = self._view(query)
-                data = owner.backend.snapshot_json(view)
+                data = self._data(route, view, query)
             except ValueError:
                 self._plain(HTTPStatus.BAD_REQUEST, "pid must be all or a process id")
+                return
+            except IndexError:
+                self._plain(HTTPStatus.BAD_REQUEST,
+                            "at must be the index of a recorded snapshot (see /api/recording)")
                 return
             except LookupError:
                 self._plain(HTTPStatus.NOT_FOUND, "no process of this program has that pid")
@@ -376,10 +462,26 @@ class _Handler(BaseHTTPRequestHandler):
                 self._plain(HTTPStatus.NOT_FOUND, "no monitored file has that id")
             else:
                 self._send(source, "application/json")
+        elif route == "/metrics" and owner.backend.recording_json() is not None:
+            self._plain(HTTPStatus.NOT_FOUND, "a recording has no live metrics")
+        elif route == "/metrics":
+            snapshot = json.loads(owner.backend.snapshot_json("all"))
+            self._send(metrics.render(snapshot), metrics.CONTENT_TYPE)
         elif route in ("/api/mode", "/api/report"):
             self._plain(HTTPStatus.METHOD_NOT_ALLOWED, f"{route} takes POST only")
         else:
             self._plain(HTTPStatus.NOT_FOUND, "not found")
+
+    def _data(self, route: str, view: str | int | None, query: dict[str, list[str]]) -> bytes:
+        backend = self.server.owner.backend
+        if route == "/api/activity":
+            return backend.activity_json(view)
+        if "at" not in query:
+            return backend.snapshot_json(view)
+        at = query["at"][0]
+        if not at.isdigit() or len(at) > 9 or backend.recording_json() is None:
+            raise IndexError(at)
+        return backend.snapshot_at_json(int(at), view)
 
     def _stream(self, owner: Server, view: str | int | None, data: bytes) -> None:
         self.send_response(HTTPStatus.OK)
@@ -393,13 +495,25 @@ class _Handler(BaseHTTPRequestHandler):
         write(b"event: snapshot\ndata: " + data + b"\n\n")
         if threading.current_thread() is owner.accept_thread:
             return  # inline: the client reconnects after `retry` for the next one
+        # A client that stops reading is dropped WRITE_TIMEOUT after it last took data,
+        # not only once the kernel's buffers (megabytes: minutes of events) are full.
+        took, queued = time.monotonic(), _unsent(self.connection)
         while True:
             ending = owner.closing.wait(STREAM_INTERVAL)
+            still = _unsent(self.connection)
+            if still is None or queued is None or still == 0 or still < queued:
+                took = time.monotonic()
+            elif not ending and time.monotonic() - took > WRITE_TIMEOUT:
+                return
             try:
-                data = owner.backend.snapshot_json(view)
-            except LookupError:  # the process dropped out of the list
-                data = owner.backend.snapshot_json("all")
+                try:
+                    data = owner.backend.snapshot_json(view)
+                except LookupError:  # the process dropped out of the list
+                    data = owner.backend.snapshot_json("all")
+            except Exception:  # a fault building it: end the stream, never a 500 inside it
+                return  # (the page reconnects after `retry`)
             event = b"end" if ending else b"snapshot"
             write(b"event: " + event + b"\ndata: " + data + b"\n\n")
             if ending:
                 return
+            queued = _unsent(self.connection)

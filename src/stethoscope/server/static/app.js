@@ -8,6 +8,11 @@
  * The source view of a file is built once; later snapshots only touch the rows
  * whose figures changed, so a 5,000-line file stays cheap to update.
  *
+ * GET /api/activity (about once a second while the tab is visible) feeds the
+ * activity strip under the header and the sparklines of files and threads.
+ * When GET /api/recording describes one, the page shows a recording (stethoscope view):
+ * no event stream, a timeline that loads /api/snapshot?at=I instead.
+ *
  * A program with child processes gets a process panel: "All processes" (the
  * combined view, pid=all) or one process (pid=N). The choice lives in the URL
  * hash (#pid=N) and in the pid parameter of every snapshot request.
@@ -56,7 +61,18 @@
     modeHold: null,         // {running, until}: the answer of a switch, until snapshots agree
     ranDen: 1,              // windows of the recent window, for "ran %"
     lineHeight: 0,
-    mapPending: false
+    mapPending: false,
+    act: null,              // the latest /api/activity, normalised (normActivity)
+    actGen: 0,              // bumped with each: sparklines drawn from an older one are redrawn
+    actSeq: 0,
+    actBusy: false,
+    actMissing: false,      // the monitor has no /api/activity: no strip, no polling
+    actHover: -1,           // the strip's point under the pointer
+    actHoverX: null,        // and the pointer's x (clientX) while it is over the strip
+    actSvg: null, actLayer: null, actMarker: null, actGuide: null, actGeo: null,
+    replay: null,           // a recording (stethoscope view): {rec, times, count, base, truncated}
+    tl: { want: 0, shown: -1, busy: false, seq: 0, applied: 0, playing: false, timer: 0,
+      debounce: 0, anchorIdx: 0, anchorWall: 0 }
   };
 
   function $(id) { return document.getElementById(id); }
@@ -270,11 +286,13 @@
 
   function setState(st) {
     S.state = st;
-    document.body.dataset.state = st;
+    // A recording has no connection: body[data-state] says the state of the program
+    // in the snapshot shown (set as each is shown), the indicator "recording".
+    if (!S.replay || !S.snap) document.body.dataset.state = st;
     var conn = $('conn');
     conn.className = 'conn conn-' + st;
     var label = { connecting: 'connecting…', live: 'live', reconnecting: 'reconnecting…',
-      ended: 'ended', disconnected: 'disconnected' }[st] || st;
+      ended: 'ended', disconnected: 'disconnected', recording: 'recording' }[st] || st;
     setText($('conn-text'), label);
     updateBanner();
     if (S.snap) renderMode(S.snap);
@@ -287,7 +305,14 @@
     // thread finished, but nothing of it runs or is served any more.
     var shown = S.snap && S.snap.view === 'process' && S.pid !== 'all' ? findProc(S.snap, S.snap.pid) : null;
     var shownEnded = !!shown && shown.state !== 'running';
-    if (S.state === 'ended') {
+    var atEnd = S.replay && S.tl.shown >= 0 && S.tl.shown === S.replay.count - 1;
+    if (S.replay && S.snap && S.snap.state === 'stopped') {
+      text = 'end of the recording — the program had ended';
+      cls = 'banner-ended';
+    } else if (S.replay && atEnd && S.replay.truncated) {
+      text = 'end of the recording — it was cut off here (the program was killed before it could finish the file)';
+      cls = 'banner-disconnected';
+    } else if (S.state === 'ended') {
       text = 'program ended — showing the final picture';
       cls = 'banner-ended';
     } else if (S.state === 'disconnected') {
@@ -453,9 +478,10 @@
     if (!S.modeBusy && S.modeWanted && pick.value !== S.modeWanted) pick.value = S.modeWanted;
     var own = ownView(snap);
     var ended = S.state === 'ended' || snap.state === 'stopped';
-    pick.disabled = !!S.modeBusy || !own || ended;
+    pick.disabled = !!S.modeBusy || !own || ended || !!S.replay;
     var old = !pyAtLeast(snap, 3, 12);
-    pick.title = ended ? 'the monitor has stopped'
+    pick.title = S.replay ? 'a recording cannot switch modes: it shows what the program ran then'
+      : ended ? 'the monitor has stopped'
       : !own ? 'this is a child process\'s own mode: switch modes from the main process or all processes'
       : 'the collection mode to ask for (counts collected so far are kept):\n' +
         'auto: sampled time' + (old ? '' : ' + lines mode') + '\nsample: sampled time only\n' +
@@ -818,8 +844,15 @@
     if (!opts.keep) hideProcNotice();
     markSelectedProc();
     S.threadsPending = null;
+    S.actBusy = false;
+    if (S.replay) {
+      tlFetch();
+      loadActivity();
+      return;
+    }
     loadSnapshot();
     connect();
+    if (!S.actMissing) loadActivity();
   }
 
   /* The process shown is not (or no longer) one of the program's: back to all. */
@@ -859,6 +892,7 @@
     var top = el('div', 'f-top');
     top.appendChild(el('span', 'f-now'));
     top.appendChild(el('span', 'f-name'));
+    top.appendChild(makeSpark('heat'));
     top.appendChild(el('span', 'f-num'));
     li.appendChild(top);
     li.appendChild(el('div', 'f-dir')).appendChild(el('span', 'ltr'));
@@ -889,6 +923,7 @@
       fill.classList.toggle('incl', rec.incl);
       li.classList.toggle('active', rec.v > 0);
       li.classList.toggle('selected', f.id === S.selected);
+      fileSpark(li, f.id);
       var nowLines = nowMap.get(f.id);
       li.classList.toggle('has-now', !!nowLines);
       li.title = String(f.path || name) + '\nrecent: ' + full(rec.v) + ' ' +
@@ -1435,6 +1470,7 @@
     st.appendChild(el('span', 't-state-text'));
     st.appendChild(el('span', 't-age'));
     st.appendChild(el('span', 't-cpu'));
+    var spark = st.appendChild(makeSpark('cpu', true));
     card.appendChild(el('ul', 't-hints'));
     card.appendChild(el('ol', 'stack'));
     card.appendChild(el('div', 't-empty'));
@@ -1443,7 +1479,7 @@
     var made = card.appendChild(el('details', 't-created'));
     made.appendChild(el('summary', 't-created-sum'));
     made.appendChild(el('ol', 'stack'));
-    return { el: card, badgeSig: '', hintSig: '', createdSig: '', procSig: '' };
+    return { el: card, spark: spark, badgeSig: '', hintSig: '', createdSig: '', procSig: '' };
   }
 
   function badge(cls, text, title) {
@@ -1500,6 +1536,7 @@
       else if (ended) badges.appendChild(badge('badge-dead', 'ended'));
     }
 
+    threadSpark(rec, key);
     var cpu = card.children[1].children[3];
     var hasCpu = typeof t.cpu === 'number' && !ended;
     setText(cpu, hasCpu ? (t.cpu >= 10 ? t.cpu.toFixed(0) : t.cpu.toFixed(1)) + '% cpu' : '');
@@ -1511,7 +1548,7 @@
 
     var st = card.children[1];
     var stateText = procGone ? 'last seen: ' + (t.state || '?') : t.state || (ended ? 'ended' : '');
-    st.hidden = !stateText && !hasCpu;
+    st.hidden = !stateText && !hasCpu && !rec.spark;
     st.className = 't-state ' + (KIND_CLASS[t.kind] || (ended ? 'k-ended' : 'k-wait'));
     setText(st.children[1], stateText);
     var age = '';
@@ -1667,7 +1704,10 @@
     // A child that has ended says "stopped" in its own picture; only the program's
     // own monitor stopping ends the stream.
     var mine = snap.view !== 'process' || !procs.length || String(procs[0].pid) === String(snap.pid);
-    if (snap.state === 'stopped' && mine && S.state !== 'ended') endStream();
+    if (S.replay) {
+      document.body.dataset.state = String(snap.state || 'running');
+      updateBanner();
+    } else if (snap.state === 'stopped' && mine && S.state !== 'ended') endStream();
   }
 
   function parse(data) {
@@ -1692,6 +1732,7 @@
     es.addEventListener('snapshot', function (ev) {
       if (S.es !== es) return;
       var snap = parse(ev.data);
+      S.streamed = true;
       clearTimeout(S.giveUpTimer);
       S.giveUpTimer = 0;
       if (S.state !== 'live' && S.state !== 'ended') setState('live');
@@ -1774,6 +1815,655 @@
     else if (S.state === 'live') setText($('conn-text'), 'live');
   }
 
+  // ---------------------------------------------------------------- activity
+  //
+  // GET /api/activity: the heat of the program (and of each file) and CPU (of the
+  // program and of each thread) per point of `interval` seconds. Live it is asked
+  // for once a second while the tab is visible; a recording answers the whole run.
+  // The strip under the header plots it; each file and thread gets a sparkline.
+
+  var SVGNS = 'http://www.w3.org/2000/svg';
+  var ACT_EVERY = 1000;       // ms between live activity requests
+  var ACT_MIN_SPAN = 10;      // s: the live strip spans at least this much time
+  var ACT_PLOT_H = 44;        // px: the strip's plot, then its time axis
+  var ACT_AXIS_H = 14;
+  var SPARK_W = 58, SPARK_H = 14, SPARK_WIDE_H = 16;
+  var CPU_FLOOR = 5;          // %: a thread's sparkline scale never goes below this
+  var HEAT_UNIT = { time: 'samples', hits: 'line runs', ran: 'lines ran' };
+  var HEAT_MEANS = {
+    time: 'sampled time: samples in which a line of the monitored files was running on a CPU',
+    hits: 'executed lines (trace mode: exact counts)',
+    ran: 'lines that ran (lines mode: each line once per 0.2 s window)'
+  };
+
+  function svgEl(tag, attrs, cls) {
+    var e = document.createElementNS(SVGNS, tag);
+    if (attrs) Object.keys(attrs).forEach(function (k) { e.setAttribute(k, String(attrs[k])); });
+    if (cls) e.setAttribute('class', cls);
+    return e;
+  }
+
+  function num(v) {
+    if (v === null || v === undefined || v === '') return null;
+    v = +v;
+    return isFinite(v) ? v : null;
+  }
+
+  function seriesMax(values) {
+    var m = 0;
+    for (var i = 0; i < values.length; i++) if (values[i] !== null && values[i] > m) m = values[i];
+    return m;
+  }
+
+  function lastValue(values) {
+    for (var i = values.length - 1; i >= 0; i--) if (values[i] !== null) return values[i];
+    return null;
+  }
+
+  /* The answer checked and made uniform: every series as long as `times`, holes null. */
+  function normActivity(d) {
+    if (!d || typeof d !== 'object') return null;
+    var times = (Array.isArray(d.times) ? d.times : []).map(Number).filter(isFinite);
+    var n = times.length;
+    function series(a) {
+      a = Array.isArray(a) ? a : [];
+      var out = new Array(n);
+      for (var i = 0; i < n; i++) out[i] = num(a[i]);
+      return out;
+    }
+    var act = {
+      interval: +d.interval > 0 ? +d.interval : 1,
+      heat: d.heat === 'hits' || d.heat === 'ran' ? d.heat : 'time',
+      times: times, total: series(d.total), cpu: series(d.cpu),
+      files: new Map(), threads: new Map()
+    };
+    (Array.isArray(d.files) ? d.files : []).forEach(function (f) {
+      if (f && f.id != null) {
+        act.files.set(String(f.id), { name: String(f.name || basename(f.path) || f.id), values: series(f.values) });
+      }
+    });
+    (Array.isArray(d.threads) ? d.threads : []).forEach(function (t) {
+      if (!t) return;
+      var key = t.key != null ? String(t.key) : String(t.pid) + ':' + String(t.ident);
+      act.threads.set(key, { name: String(t.name != null ? t.name : 'thread ' + t.ident), values: series(t.values) });
+    });
+    return act;
+  }
+
+  /* The time span the strip and the sparklines show: a recording from its first
+   * snapshot to its last (what the slider spans, so that with snapshots at an even
+   * pace the slider's thumb stays under the strip's marker); live at least
+   * ACT_MIN_SPAN s ending at the latest point. */
+  function actDomain(act) {
+    var t = act.times, n = t.length;
+    if (S.replay) {
+      var rt = S.replay.times;
+      var start = Math.min(n ? t[0] : Infinity, rt.length ? rt[0] : Infinity);
+      var end = Math.max(n ? t[n - 1] : -Infinity, rt.length ? rt[rt.length - 1] : -Infinity);
+      if (!isFinite(start) || !isFinite(end)) return [S.replay.base, S.replay.base + 1];
+      return [start, end > start ? end : start + 1];
+    }
+    if (!n) return [0, ACT_MIN_SPAN];
+    var t1 = t[n - 1];
+    return [Math.min(t[0] - act.interval, t1 - ACT_MIN_SPAN), t1];
+  }
+
+  function secText(sec) {
+    var a = Math.abs(sec);
+    if (a < 60) return (Math.round(a * 10) / 10) + ' s';
+    var m = Math.floor(a / 60), s = Math.round(a % 60);
+    if (s === 60) { m++; s = 0; }
+    if (m >= 60) return Math.floor(m / 60) + ' h' + (m % 60 ? ' ' + m % 60 + ' min' : '');
+    return m + ' min' + (s ? ' ' + s + ' s' : '');
+  }
+
+  /* A position in a recording: "12.5 s", "1:02.5", "1:02:03". */
+  function posText(sec) {
+    sec = Math.max(0, sec || 0);
+    if (sec < 60) return sec.toFixed(1) + ' s';
+    var h = Math.floor(sec / 3600), m = Math.floor(sec / 60) % 60, s = sec % 60;
+    var ss = (s < 10 ? '0' : '') + s.toFixed(1);
+    return h ? h + ':' + String(m).padStart(2, '0') + ':' + String(Math.floor(s)).padStart(2, '0') : m + ':' + ss;
+  }
+
+  function clockText(t) {
+    var d = new Date(t * 1000);
+    return [d.getHours(), d.getMinutes(), d.getSeconds()].map(function (x) {
+      return String(x).padStart(2, '0');
+    }).join(':');
+  }
+
+  function cpuPct(v) {
+    return v === null ? '–' : (v >= 10 ? v.toFixed(0) : v.toFixed(1)) + '%';
+  }
+
+  function heatText(act, v) {
+    return v === null ? '–' : compact(v) + ' ' + HEAT_UNIT[act.heat];
+  }
+
+  /* SVG path of a series: lines between neighbours, broken where a value is null. */
+  function linePath(xs, ys, values) {
+    var d = '', run = 0;
+    for (var i = 0; i < values.length; i++) {
+      if (values[i] === null) {
+        if (run === 1) d += 'h1.5';
+        run = 0;
+        continue;
+      }
+      d += (run ? 'L' : 'M') + xs[i].toFixed(1) + ' ' + ys[i].toFixed(1);
+      run++;
+    }
+    if (run === 1) d += 'h1.5';
+    return d;
+  }
+
+  /* The area under a series, closed at `base`, one shape per run without nulls. */
+  function areaPath(xs, ys, values, base) {
+    var d = '', start = -1, b = base.toFixed(1);
+    function close(end) {
+      if (start < 0) return;
+      var x0 = xs[start], x1 = xs[end];
+      if (end === start) { x0 -= 0.75; x1 += 0.75; }
+      d += 'M' + x0.toFixed(1) + ' ' + b;
+      if (end === start) d += 'L' + x0.toFixed(1) + ' ' + ys[start].toFixed(1) + 'L' + x1.toFixed(1) + ' ' + ys[start].toFixed(1);
+      else for (var j = start; j <= end; j++) d += 'L' + xs[j].toFixed(1) + ' ' + ys[j].toFixed(1);
+      d += 'L' + x1.toFixed(1) + ' ' + b + 'Z';
+      start = -1;
+    }
+    for (var i = 0; i < values.length; i++) {
+      if (values[i] === null) close(i - 1);
+      else if (start < 0) start = i;
+    }
+    close(values.length - 1);
+    return d;
+  }
+
+  /* Time ticks: a round step that leaves about 110 px per label. */
+  function tickStep(span, width) {
+    var steps = [0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400];
+    var most = Math.max(2, Math.floor(width / 110));
+    for (var i = 0; i < steps.length; i++) if (span / steps[i] <= most) return steps[i];
+    return steps[steps.length - 1];
+  }
+
+  function indexNear(times, t) {
+    // the index of the point nearest to t (times ascending)
+    var lo = 0, hi = times.length - 1;
+    if (hi < 0) return -1;
+    while (lo < hi) {
+      var mid = (lo + hi) >> 1;
+      if (times[mid] < t) lo = mid + 1; else hi = mid;
+    }
+    if (lo > 0 && Math.abs(times[lo - 1] - t) <= Math.abs(times[lo] - t)) lo--;
+    return lo;
+  }
+
+  function lastAtOrBefore(times, t) {
+    var lo = 0, hi = times.length - 1, best = 0;
+    while (lo <= hi) {
+      var mid = (lo + hi) >> 1;
+      if (times[mid] <= t) { best = mid; lo = mid + 1; } else hi = mid - 1;
+    }
+    return best;
+  }
+
+  function pollActivity() {
+    if (S.replay || S.actMissing || S.actBusy) return;
+    if (document.visibilityState === 'hidden') return;
+    if (S.state !== 'live') return;      // not while the stream is down, nor once it ended
+    // One process shown: only while it runs. An ended one's figures no longer
+    // change, and once it drops out of the list the monitor answers 404.
+    if (S.pid !== 'all') {
+      var p = S.procs.get(S.pid);
+      if (!p || p.state !== 'running') return;
+    }
+    loadActivity();
+  }
+
+  /* One /api/activity for the process shown; answers for another view are dropped. */
+  function loadActivity() {
+    var gen = S.gen, seq = ++S.actSeq, all = S.pid === 'all';
+    S.actBusy = true;
+    fetch(viewUrl('/api/activity'), { credentials: 'same-origin', cache: 'no-store' }).then(function (r) {
+      if (r.status === 404 && all) {
+        // A monitor without activity data: no strip, and no more asking.
+        S.actMissing = true;
+        $('activity').hidden = true;
+      }
+      return r.ok ? r.json() : null;
+    }).then(function (data) {
+      if (seq === S.actSeq) S.actBusy = false;
+      if (gen !== S.gen || seq !== S.actSeq) return;
+      var act = normActivity(data);
+      if (act) setActivity(act);
+    }).catch(function () {
+      if (seq === S.actSeq) S.actBusy = false;
+    });
+  }
+
+  function setActivity(act) {
+    S.act = act;
+    S.actGen++;
+    drawStrip();
+    S.fileEls.forEach(function (li, id) { fileSpark(li, id); });
+    S.threadEls.forEach(function (rec, key) { threadSpark(rec, key); });
+  }
+
+  // ---- the strip
+
+  function drawStrip() {
+    var box = $('act-plot'), strip = $('activity');
+    var act = S.act;
+    var W = Math.floor(box.clientWidth);
+    if (!act || W < 20) return;
+    var times = act.times, n = times.length;
+    var PH = ACT_PLOT_H, H = PH + ACT_AXIS_H, top = 3;
+    strip.dataset.points = String(n);
+    strip.dataset.heat = act.heat;
+    strip.dataset.max = String(seriesMax(act.total));
+    strip.dataset.cpuMax = String(seriesMax(act.cpu));
+    if (n) strip.dataset.end = String(times[n - 1]); else delete strip.dataset.end;
+    $('act-empty').hidden = n > 0;
+    setText($('act-span'), S.replay ? 'whole run' : n ? 'last ' + secText(n * act.interval) : '');
+    $('act-key-heat').title = 'heat per ' + secText(act.interval) + ', all files together: ' + HEAT_MEANS[act.heat];
+
+    var svg = S.actSvg;
+    if (!svg) {
+      svg = S.actSvg = svgEl('svg', { 'aria-hidden': 'true' }, 'act-svg');
+      var defs = svg.appendChild(svgEl('defs'));
+      var g = defs.appendChild(svgEl('linearGradient', { id: 'act-heat-fill', x1: 0, y1: 0, x2: 0, y2: 1 }));
+      g.appendChild(svgEl('stop', { offset: '0', 'stop-color': '#ff5a36', 'stop-opacity': '0.55' }));
+      g.appendChild(svgEl('stop', { offset: '1', 'stop-color': '#ffa03c', 'stop-opacity': '0.06' }));
+      S.actLayer = svg.appendChild(svgEl('g'));
+      S.actMarker = svg.appendChild(svgEl('g', null, 'act-marker'));
+      S.actMarker.appendChild(svgEl('line', { x1: 0, x2: 0, y1: 0, y2: PH + 2 }));
+      S.actMarker.appendChild(svgEl('path', { d: 'M-4 0h8l-4 5z' }));
+      S.actGuide = svg.appendChild(svgEl('g', null, 'act-guide'));
+      S.actGuide.appendChild(svgEl('line', { x1: 0, x2: 0, y1: top, y2: PH }));
+      S.actGuide.appendChild(svgEl('circle', { cx: 0, cy: 0, r: 2.5 }, 'act-dot-heat'));
+      S.actGuide.appendChild(svgEl('circle', { cx: 0, cy: 0, r: 2.5 }, 'act-dot-cpu'));
+      S.actGuide.style.display = 'none';
+      box.insertBefore(svg, box.firstChild);
+    }
+    svg.setAttribute('width', String(W));
+    svg.setAttribute('height', String(H));
+    svg.setAttribute('viewBox', '0 0 ' + W + ' ' + H);
+    var layer = S.actLayer;
+    layer.textContent = '';
+
+    var dom = actDomain(act), t0 = dom[0], t1 = dom[1], span = Math.max(1e-6, t1 - t0);
+    // A recording's strip leaves the half width of the slider's thumb at each end,
+    // as the slider does.
+    var pad = S.replay ? 8 : 1, L = pad, R = W - pad;
+    function xOf(t) { return L + (t - t0) / span * (R - L); }
+    var hmax = seriesMax(act.total), cmaxData = seriesMax(act.cpu);
+    var cmax = Math.max(100, Math.ceil(cmaxData / 100) * 100);
+    var xs = times.map(xOf);
+    var yh = act.total.map(function (v) { return PH - (v === null || !hmax ? 0 : v / hmax * (PH - top)); });
+    var yc = act.cpu.map(function (v) { return PH - (v === null ? 0 : Math.min(v, cmax) / cmax * (PH - top)); });
+    S.actGeo = { xOf: xOf, t0: t0, t1: t1, L: L, R: R, W: W, PH: PH, xs: xs, yh: yh, yc: yc };
+
+    layer.appendChild(svgEl('rect', { x: 0, y: 0, width: W, height: PH, rx: 3 }, 'act-bg'));
+    // CPU gridlines: every 100 % (one core) below the top of the scale.
+    for (var c = 100; c < cmax; c += 100) {
+      var gy = (PH - c / cmax * (PH - top)).toFixed(1);
+      layer.appendChild(svgEl('line', { x1: L, x2: R, y1: gy, y2: gy }, 'act-grid'));
+    }
+    // Time ticks and their labels.
+    var step = tickStep(span, W);
+    var ticks = [];
+    if (S.replay) {
+      // Round positions in the run (from its start), those the strip shows.
+      var k = Math.ceil((t0 - S.replay.base) / step - 1e-9);
+      for (; S.replay.base + k * step <= t1 + 1e-9; k++) ticks.push(S.replay.base + k * step);
+    } else {
+      for (var j = 0; t1 - j * step >= t0 - 1e-9; j++) ticks.unshift(t1 - j * step);
+    }
+    ticks.forEach(function (t) {
+      var x = xOf(t);
+      layer.appendChild(svgEl('line', { x1: x.toFixed(1), x2: x.toFixed(1), y1: PH, y2: PH + 3 }, 'act-tick'));
+      var rel = S.replay ? t - S.replay.base : t - t1;
+      var label = S.replay ? secText(rel) : Math.abs(rel) < 1e-6 ? 'now' : '−' + secText(rel);
+      var anchor = x < 24 ? 'start' : x > W - 24 ? 'end' : 'middle';
+      var tx = svgEl('text', { x: x.toFixed(1), y: H - 2, 'text-anchor': anchor }, 'act-label');
+      tx.textContent = label;
+      layer.appendChild(tx);
+    });
+    if (n) {
+      layer.appendChild(svgEl('path', { d: areaPath(xs, yh, act.total, PH), fill: 'url(#act-heat-fill)' }, 'act-heat-area'));
+      layer.appendChild(svgEl('path', { d: linePath(xs, yh, act.total) }, 'act-heat-line'));
+      layer.appendChild(svgEl('path', { d: linePath(xs, yc, act.cpu) }, 'act-cpu-line'));
+    }
+    // The scales, in the legend: what the top of the plot stands for.
+    setText($('act-heat-top'), hmax ? '0–' + compact(hmax) + ' ' + HEAT_UNIT[act.heat] : 'none yet');
+    setText($('act-cpu-top'), '0–' + cmax + '%');
+    placeMarker();
+    // Under the pointer: the point now there (live, the points move left).
+    if (S.actHoverX !== null) S.actHover = pointAtX(S.actHoverX);
+    readout(S.actHover);
+    if (S.actHover >= 0) showTip(S.actHover); else hideTip();
+  }
+
+  /* The values beside the strip: at the point under the pointer, else the latest
+   * (live) or the position of the recording. */
+  function readout(i) {
+    var act = S.act;
+    if (!act) return;
+    var n = act.times.length;
+    if (i < 0) i = S.replay ? replayPoint() : n - 1;
+    var h = i >= 0 && i < n ? act.total[i] : null, c = i >= 0 && i < n ? act.cpu[i] : null;
+    setText($('act-heat'), heatText(act, h));
+    setText($('act-cpu'), cpuPct(c));
+  }
+
+  /* The activity point of the recording's current position. */
+  function replayPoint() {
+    if (!S.replay || !S.act || !S.act.times.length) return -1;
+    var t = S.replay.times[S.tl.want] || S.replay.base;
+    return indexNear(S.act.times, t);
+  }
+
+  function placeMarker() {
+    var m = S.actMarker, geo = S.actGeo;
+    if (!m) return;
+    if (!S.replay || !geo || !S.replay.times.length) { m.style.display = 'none'; return; }
+    var x = geo.xOf(S.replay.times[S.tl.want] || S.replay.base);
+    x = Math.max(geo.L, Math.min(geo.R, x));
+    m.setAttribute('transform', 'translate(' + x.toFixed(1) + ' 0)');
+    m.style.display = '';
+  }
+
+  function pointAtX(clientX) {
+    var geo = S.actGeo, act = S.act;
+    if (!geo || !act || !act.times.length) return -1;
+    var r = S.actSvg.getBoundingClientRect();
+    var t = geo.t0 + (clientX - r.left - geo.L) / (geo.R - geo.L) * (geo.t1 - geo.t0);
+    var i = indexNear(act.times, t);
+    // Live, the left of the strip may be before the first point.
+    return Math.abs(geo.xs[i] - (clientX - r.left)) <= Math.max(12, (geo.R - geo.L) / act.times.length) ? i : -1;
+  }
+
+  function showTip(i) {
+    var act = S.act, geo = S.actGeo, tip = $('act-tip');
+    if (!act || !geo || i < 0 || i >= act.times.length) { hideTip(); return; }
+    var t = act.times[i];
+    tip.textContent = '';
+    var head = tip.appendChild(el('div', 'tip-head'));
+    head.appendChild(el('b', '', S.replay ? posText(t - S.replay.base) : i === act.times.length - 1 ? 'now' : '−' + secText(act.times[act.times.length - 1] - t)));
+    head.appendChild(el('span', 'tip-clock', clockText(t) + ' · ' + secText(act.interval) + ' ending here'));
+    var rows = tip.appendChild(el('div', 'tip-rows'));
+    var r1 = rows.appendChild(el('div', 'tip-row'));
+    r1.appendChild(el('span', 'act-swatch sw-heat'));
+    r1.appendChild(el('span', '', 'heat ' + heatText(act, act.total[i])));
+    var r2 = rows.appendChild(el('div', 'tip-row'));
+    r2.appendChild(el('span', 'act-swatch sw-cpu'));
+    r2.appendChild(el('span', '', 'CPU ' + cpuPct(act.cpu[i])));
+    var files = [];
+    act.files.forEach(function (f) { if (f.values[i]) files.push(f); });
+    files.sort(function (a, b) { return b.values[i] - a.values[i]; });
+    files.slice(0, 3).forEach(function (f) {
+      var r = rows.appendChild(el('div', 'tip-row tip-file'));
+      r.appendChild(el('span', 'tip-name', f.name));
+      r.appendChild(el('span', 'tip-num', compact(f.values[i])));
+    });
+    if (S.replay) tip.appendChild(el('div', 'tip-hint', 'click to go to this moment'));
+    tip.hidden = false;
+    var x = geo.xs[i];
+    var w = tip.offsetWidth, boxW = $('act-plot').clientWidth;
+    tip.style.left = Math.max(0, Math.min(boxW - w, x + 12)) + 'px';
+    S.actGuide.setAttribute('transform', 'translate(' + x.toFixed(1) + ' 0)');
+    var dh = S.actGuide.children[1], dc = S.actGuide.children[2];
+    dh.setAttribute('cy', geo.yh[i].toFixed(1));
+    dh.style.display = act.total[i] === null ? 'none' : '';
+    dc.setAttribute('cy', geo.yc[i].toFixed(1));
+    dc.style.display = act.cpu[i] === null ? 'none' : '';
+    S.actGuide.style.display = '';
+  }
+
+  function hideTip() {
+    $('act-tip').hidden = true;
+    if (S.actGuide) S.actGuide.style.display = 'none';
+  }
+
+  // ---- sparklines
+
+  /* A sparkline: a file's heat at a fixed size, or a thread's CPU across its card
+   * (`wide`: stretched to the width CSS gives it; its strokes do not scale). */
+  function makeSpark(kind, wide) {
+    var w = wide ? 100 : SPARK_W, h = wide ? SPARK_WIDE_H : SPARK_H;
+    var attrs = { viewBox: '0 0 ' + w + ' ' + h };
+    if (wide) attrs.preserveAspectRatio = 'none';
+    else { attrs.width = w; attrs.height = h; }
+    var s = svgEl('svg', attrs, 'spark spark-' + kind + (wide ? ' spark-wide' : ''));
+    s.spW = w;
+    s.spH = h;
+    s.appendChild(svgEl('line', { x1: 0, x2: w, y1: h - 0.5, y2: h - 0.5 }, 'sp-base'));
+    s.appendChild(svgEl('path', { d: '' }, 'sp-area'));
+    s.appendChild(svgEl('path', { d: '' }, 'sp-line'));
+    s.appendChild(svgEl('line', { x1: 0, x2: 0, y1: 0, y2: h }, 'sp-mark'));
+    s.appendChild(svgEl('title'));
+    s.dataset.points = '0';
+    s.dataset.max = '0';
+    return s;
+  }
+
+  /* Draw `values` (null: no data there) scaled to their own maximum (CPU: at least
+   * CPU_FLOOR %, so an idle thread's noise stays flat). */
+  function drawSpark(s, values, kind, what) {
+    var act = S.act;
+    values = values || [];
+    var n = values.length, max = seriesMax(values), last = lastValue(values);
+    s.dataset.points = String(n);
+    s.dataset.max = String(max);
+    if (last === null) delete s.dataset.last; else s.dataset.last = String(last);
+    var empty = !n || max <= 0;
+    s.classList.toggle('spark-empty', empty);
+    var area = s.children[1], line = s.children[2];
+    var title = s.lastChild;
+    var span = act ? (S.replay ? 'the whole recording' : 'the last ' + secText(n * act.interval)) : '';
+    if (!act || !n) {
+      area.setAttribute('d', '');
+      line.setAttribute('d', '');
+      title.textContent = what + ': no activity data' + (act ? ' (not among the most active)' : ' yet');
+      placeSparkMark(s);
+      return;
+    }
+    var dom = sparkDomain(act), t0 = dom[0], spanT = Math.max(1e-6, dom[1] - t0);
+    var W = s.spW, top = 1.5, base = s.spH - 0.5;
+    var scale = kind === 'cpu' ? Math.max(max, CPU_FLOOR) : max || 1;
+    var xs = new Array(n), ys = new Array(n);
+    for (var i = 0; i < n; i++) {
+      xs[i] = (act.times[i] - t0) / spanT * W;
+      ys[i] = base - (values[i] === null ? 0 : values[i] / scale * (base - top));
+    }
+    area.setAttribute('d', empty ? '' : areaPath(xs, ys, values, base));
+    line.setAttribute('d', linePath(xs, ys, values));
+    title.textContent = kind === 'cpu'
+      ? what + ' — CPU over ' + span + ': max ' + cpuPct(max) + (S.replay ? '' : ', now ' + cpuPct(last))
+      : what + ' — heat over ' + span + ' (per ' + secText(act.interval) + '): max ' + heatText(act, max) +
+        (S.replay ? '' : ', now ' + heatText(act, last));
+    placeSparkMark(s);
+  }
+
+  /* Sparklines span the data there is (the strip may leave room on its left). */
+  function sparkDomain(act) {
+    if (S.replay || !act.times.length) return actDomain(act);
+    var t = act.times;
+    return [t[0] - act.interval, t[t.length - 1]];
+  }
+
+  function placeSparkMark(s) {
+    var m = s.children[3];
+    if (!S.replay || !S.act || !S.replay.times.length) { m.style.display = 'none'; return; }
+    var dom = sparkDomain(S.act);
+    var x = (S.replay.times[S.tl.want] - dom[0]) / Math.max(1e-6, dom[1] - dom[0]) * s.spW;
+    x = Math.max(0.5, Math.min(s.spW - 0.5, x));
+    m.setAttribute('x1', x.toFixed(1));
+    m.setAttribute('x2', x.toFixed(1));
+    m.style.display = '';
+  }
+
+  function fileSpark(li, id) {
+    var s = li.querySelector('.spark');
+    if (!s || s.actGen === S.actGen) return;
+    s.actGen = S.actGen;
+    var f = S.act && S.act.files.get(id);
+    var name = li.querySelector('.f-name').textContent || id;
+    drawSpark(s, f ? f.values : null, 'heat', name);
+  }
+
+  function threadSpark(rec, key) {
+    var s = rec.spark;
+    if (!s || s.actGen === S.actGen) return;
+    s.actGen = S.actGen;
+    var t = S.act && S.act.threads.get(key);
+    drawSpark(s, t ? t.values : null, 'cpu', 'thread ' + (rec.el.querySelector('.t-name').textContent || key));
+  }
+
+  // ---------------------------------------------------------------- replay
+  //
+  // `stethoscope view FILE` serves a recording: GET /api/recording describes it,
+  // /api/snapshot?at=I is its I-th snapshot, /api/activity covers the whole run.
+  // No event stream: a timeline picks the snapshot shown.
+
+  function startReplay(rec) {
+    var times = (Array.isArray(rec.times) ? rec.times : []).map(Number);
+    var count = Math.min(Math.max(0, Math.floor(+rec.count || 0)), times.length || +rec.count || 0);
+    var base = +rec.started;
+    if (!isFinite(base) || !times.length || base > times[0]) base = times.length ? times[0] : 0;
+    S.replay = { rec: rec, times: times, count: count, base: base, truncated: !!rec.truncated };
+    document.body.dataset.replay = '1';
+    setState('recording');
+    var tl = $('timeline');
+    tl.hidden = false;
+    var range = $('tl-range');
+    range.max = String(Math.max(0, count - 1));
+    range.value = '0';
+    range.disabled = count < 2;
+    $('tl-play').disabled = count < 2;
+    $('tl-trunc').hidden = !S.replay.truncated;
+    $('tl-trunc').title = 'the recording was cut off: the program was killed (or crashed) before ' +
+      'stethoscope could finish the file; it ends with the last snapshot written';
+    var file = String(rec.file || '');
+    setText($('tl-file'), file);
+    var h = rec.header || {};
+    var argv = Array.isArray(h.argv) ? h.argv.map(String).join(' ') : '';
+    $('tl-file').title = 'recording ' + file + (argv ? '\nof: ' + argv : '') +
+      (rec.started ? '\nstarted ' + new Date(rec.started * 1000).toLocaleString() : '') +
+      '\n' + count + ' snapshots' + (S.replay.truncated ? ' (truncated)' : '');
+    $('conn').title = 'a recording' + (file ? ' (' + file + ')' : '') + ': no live connection';
+    $('activity').classList.add('seekable');
+    if (!count) {
+      setText($('tl-pos'), 'empty');
+      showSourceMessage('this recording holds no snapshot');
+      return;
+    }
+    tlGo(0);
+    loadActivity();
+  }
+
+  function tlLast() { return S.replay ? Math.max(0, S.replay.count - 1) : 0; }
+
+  /* Show position i: slider, label and markers at once; the snapshot as it comes. */
+  function tlGo(i, debounce) {
+    if (!S.replay || !S.replay.count) return;
+    i = Math.max(0, Math.min(tlLast(), Math.round(+i || 0)));
+    S.tl.want = i;
+    var range = $('tl-range');
+    if (+range.value !== i) range.value = String(i);
+    var rt = S.replay.times;
+    var last = rt.length ? rt[rt.length - 1] : S.replay.base;
+    setText($('tl-pos'), posText((rt[i] != null ? rt[i] : S.replay.base) - S.replay.base) + ' / ' +
+      posText(last - S.replay.base));
+    $('tl-pos').title = 'snapshot ' + (i + 1) + ' of ' + S.replay.count +
+      (rt[i] != null ? ', recorded at ' + clockText(rt[i]) : '');
+    placeMarker();
+    S.fileEls.forEach(function (li) { var s = li.querySelector('.spark'); if (s) placeSparkMark(s); });
+    S.threadEls.forEach(function (rec) { if (rec.spark) placeSparkMark(rec.spark); });
+    if (S.act && S.actHover < 0) readout(-1);
+    clearTimeout(S.tl.debounce);
+    if (debounce) S.tl.debounce = setTimeout(tlFetch, 70);
+    else tlFetch();
+  }
+
+  /* One snapshot request at a time; when it comes back, the latest position asked
+   * for is fetched next. Answers for another view, or older than the picture
+   * shown, are dropped. */
+  function tlFetch() {
+    if (!S.replay || S.tl.busy) return;
+    var i = S.tl.want, gen = S.gen, pid = S.pid, seq = ++S.tl.seq;
+    S.tl.busy = true;
+    function done() {
+      var last = S.tl.seq === seq;     // no later request was started meanwhile
+      if (last) S.tl.busy = false;
+      return last;
+    }
+    fetch('/api/snapshot?at=' + i + '&pid=' + encodeURIComponent(pid),
+      { credentials: 'same-origin', cache: 'no-store' }).then(function (r) {
+      if ((r.status === 404 || r.status === 400) && pid !== 'all' && gen === S.gen) {
+        done();
+        dropProcess(pid);       // not a process of the program at this moment
+        return null;
+      }
+      return r.ok ? r.json() : null;
+    }).then(function (snap) {
+      var last = done();
+      if (snap && gen === S.gen && seq > S.tl.applied) {
+        S.tl.applied = seq;
+        S.tl.shown = i;
+        applySnapshot(snap);
+        $('timeline').dataset.index = String(i);
+      }
+      if (last && (S.tl.want !== i || gen !== S.gen)) tlFetch();
+    }).catch(function () {
+      if (done() && S.tl.want !== i) tlFetch();
+    });
+  }
+
+  function tlPlay() {
+    if (!S.replay || S.replay.count < 2) return;
+    if (S.tl.want >= tlLast()) tlGo(0);
+    S.tl.playing = true;
+    tlAnchor();
+    clearInterval(S.tl.timer);
+    S.tl.timer = setInterval(tlTick, 50);
+    tlButton();
+  }
+
+  function tlPause() {
+    S.tl.playing = false;
+    clearInterval(S.tl.timer);
+    S.tl.timer = 0;
+    tlButton();
+  }
+
+  function tlAnchor() {
+    S.tl.anchorIdx = S.tl.want;
+    S.tl.anchorWall = performance.now();
+  }
+
+  function tlButton() {
+    var b = $('tl-play');
+    setText(b, S.tl.playing ? '❚❚' : '▶');
+    b.setAttribute('aria-label', S.tl.playing ? 'pause' : 'play');
+    b.title = (S.tl.playing ? 'pause' : 'play the recording') + ' (space)';
+    b.classList.toggle('playing', S.tl.playing);
+    $('timeline').dataset.playing = S.tl.playing ? '1' : '0';
+  }
+
+  /* Playing: the position follows the recorded times, sped up; snapshots the
+   * page cannot fetch in time are skipped. */
+  function tlTick() {
+    if (!S.tl.playing || !S.replay) return;
+    var rt = S.replay.times;
+    var speed = +$('tl-speed').value || 1;
+    var t = rt[S.tl.anchorIdx] + (performance.now() - S.tl.anchorWall) / 1000 * speed;
+    var i = Math.max(S.tl.anchorIdx, lastAtOrBefore(rt, t));
+    if (rt.length < S.replay.count) i = Math.min(tlLast(), S.tl.anchorIdx + Math.floor((performance.now() - S.tl.anchorWall) / 250 * speed));
+    if (i !== S.tl.want) tlGo(i);
+    if (i >= tlLast()) tlPause();
+  }
+
   // ---------------------------------------------------------------- events
 
   function onFrameActivate(target) {
@@ -1833,6 +2523,7 @@
       var pid = followHash();
       if (pid !== S.pid) selectProcess(pid);
     });
+    wireActivity();
     $('source').addEventListener('scroll', onSourceScroll, { passive: true });
     $('source').addEventListener('mouseover', function (ev) {
       var gut = ev.target.closest && ev.target.closest('.gut');
@@ -1888,13 +2579,59 @@
     history.replaceState(null, '', location.pathname + (rest ? '?' + rest : '') + location.hash);
   }
 
-  function start() {
-    hideToken();
-    wire();
-    setState('connecting');
-    setInterval(tick, 1000);
-    S.pid = followHash();         // a reload keeps the process shown
-    if (S.pid === 'all') { loadSnapshot(); connect(); return; }
+  function wireActivity() {
+    var plot = $('act-plot');
+    plot.addEventListener('mousemove', function (ev) {
+      S.actHoverX = ev.clientX;
+      var i = pointAtX(ev.clientX);
+      S.actHover = i;
+      if (i < 0) { hideTip(); readout(-1); return; }
+      showTip(i);
+      readout(i);
+    });
+    plot.addEventListener('mouseleave', function () {
+      S.actHover = -1;
+      S.actHoverX = null;
+      hideTip();
+      readout(-1);
+    });
+    plot.addEventListener('click', function (ev) {
+      if (!S.replay || !S.actGeo || !S.replay.times.length) return;
+      var geo = S.actGeo, r = plot.getBoundingClientRect();
+      var t = geo.t0 + (ev.clientX - r.left - geo.L) / (geo.R - geo.L) * (geo.t1 - geo.t0);
+      tlGo(indexNear(S.replay.times, t));
+      if (S.tl.playing) tlAnchor();
+    });
+    if ('ResizeObserver' in window) {
+      var last = 0;
+      new ResizeObserver(function () {
+        var w = plot.clientWidth;
+        if (w !== last) { last = w; drawStrip(); }
+      }).observe(plot);
+    } else {
+      window.addEventListener('resize', drawStrip);
+    }
+    document.addEventListener('visibilitychange', function () {
+      if (document.visibilityState === 'visible') pollActivity();
+    });
+    var range = $('tl-range');
+    range.addEventListener('input', function () {
+      tlGo(+range.value, true);
+      if (S.tl.playing) tlAnchor();
+    });
+    range.addEventListener('keydown', function (ev) {
+      if (ev.key === ' ') { ev.preventDefault(); if (S.tl.playing) tlPause(); else tlPlay(); }
+    });
+    $('tl-play').addEventListener('click', function () {
+      if (S.tl.playing) tlPause(); else tlPlay();
+    });
+    $('tl-speed').addEventListener('change', function () { if (S.tl.playing) tlAnchor(); });
+  }
+
+  /* Live: the snapshot, the event stream, and the activity once a second. */
+  function startLive() {
+    setInterval(pollActivity, ACT_EVERY);
+    if (S.pid === 'all') { loadSnapshot(); connect(); loadActivity(); return; }
     // A process from an old URL may be gone: ask the combined picture, which lists
     // every process, before asking for this one (no 404 to recover from).
     var pid = S.pid, gen = S.gen;
@@ -1909,11 +2646,32 @@
       }
       loadSnapshot();
       connect();
+      loadActivity();
     }).catch(function () {
       if (gen !== S.gen) return;
       loadSnapshot();
       connect();
+      loadActivity();
     });
+  }
+
+  /* GET /api/recording: `then(rec)` with the recording's description, or null for a
+   * live monitor (it answers 200 with null). */
+  function checkRecording(then) {
+    fetch('/api/recording', { credentials: 'same-origin', cache: 'no-store' }).then(function (r) {
+      return r.status === 200 ? r.json() : null;
+    }).catch(function () { return null; }).then(function (rec) {
+      then(rec && typeof rec === 'object' && rec.count != null && Array.isArray(rec.times) ? rec : null);
+    });
+  }
+
+  function start() {
+    hideToken();
+    wire();
+    setState('connecting');
+    setInterval(tick, 1000);
+    S.pid = followHash();         // a reload keeps the process shown
+    checkRecording(function (rec) { if (rec) startReplay(rec); else startLive(); });
   }
 
   if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', start);
