@@ -8,6 +8,7 @@ written form of this schema. Bump SCHEMA_VERSION on any incompatible change.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -33,6 +34,45 @@ State = Literal["running", "main-finished", "stopped"]
 HeatKind = Literal["time", "hits", "ran"]
 
 
+# Checked reading: snapshots also arrive from child processes, so from_dict() takes
+# nothing on trust. A wrong type is a ValueError naming the field.
+
+
+def _int(value: Any, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"{name} must be an integer, not {value!r:.40}")
+    return value
+
+
+def _num(value: Any, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) \
+            or not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number, not {value!r:.40}")
+    return float(value)
+
+
+def _str(value: Any, name: str) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"{name} must be a string, not {value!r:.40}")
+    return value
+
+
+def _bool(value: Any, name: str) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"{name} must be true or false, not {value!r:.40}")
+    return value
+
+
+def _list(value: Any, name: str) -> list[Any]:
+    if not isinstance(value, list):
+        raise ValueError(f"{name} must be a list, not {value!r:.40}")
+    return value
+
+
+def _opt(check: Any, value: Any, name: str) -> Any:
+    return None if value is None else check(value, name)
+
+
 @dataclass(frozen=True, slots=True)
 class Frame:
     file: str | None  # file id when the file is monitored, else None
@@ -45,7 +85,8 @@ class Frame:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Frame:
-        return cls(d["file"], d["path"], d["line"], d["func"])
+        return cls(_opt(_str, d["file"], "frame file"), _str(d["path"], "frame path"),
+                   _int(d["line"], "frame line"), _str(d["func"], "frame func"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,11 +135,18 @@ class ThreadInfo:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ThreadInfo:
         return cls(
-            d["ident"], d["native_id"], d["name"], d["daemon"], d["alive"], d["main"],
-            tuple(Frame.from_dict(f) for f in d["stack"]), d["state"], d["kind"], d["cpu"],
-            d["started"], d["ended"], d["created_by"], d["created_by_ident"],
-            tuple(Frame.from_dict(f) for f in d["created_at"]), d["daemon_inherited"],
-            tuple(d["hints"]), d.get("pid"),
+            _int(d["ident"], "thread ident"), _opt(_int, d["native_id"], "native_id"),
+            _str(d["name"], "thread name"), _bool(d["daemon"], "daemon"),
+            _bool(d["alive"], "alive"), _bool(d["main"], "main"),
+            tuple(Frame.from_dict(f) for f in _list(d["stack"], "stack")),
+            _str(d["state"], "thread state"), _str(d["kind"], "thread kind"),
+            _opt(_num, d["cpu"], "thread cpu"), _opt(_num, d["started"], "thread started"),
+            _opt(_num, d["ended"], "thread ended"), _opt(_str, d["created_by"], "created_by"),
+            _opt(_int, d["created_by_ident"], "created_by_ident"),
+            tuple(Frame.from_dict(f) for f in _list(d["created_at"], "created_at")),
+            _bool(d["daemon_inherited"], "daemon_inherited"),
+            tuple(_str(h, "hint") for h in _list(d["hints"], "hints")),
+            _opt(_int, d.get("pid"), "thread pid"),
         )
 
 
@@ -117,7 +165,9 @@ class ExitInfo:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ExitInfo:
-        return cls(d["main_finished"], tuple(d["blocking"]), d["hang_report"], d["reported"])
+        return cls(_num(d["main_finished"], "main_finished"),
+                   tuple(_int(i, "blocking") for i in _list(d["blocking"], "blocking")),
+                   _num(d["hang_report"], "hang_report"), _bool(d["reported"], "reported"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,8 +200,13 @@ class FileHeat:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> FileHeat:
-        rows = tuple(tuple(row) for row in d["lines"])
-        return cls(d["id"], d["path"], d["name"], rows)
+        rows = []
+        for row in _list(d["lines"], "lines"):
+            if len(_list(row, "line row")) != len(LINE_FIELDS):
+                raise ValueError(f"a line row must have {len(LINE_FIELDS)} numbers")
+            rows.append(tuple(_int(v, "line row") for v in row))
+        return cls(_str(d["id"], "file id"), _str(d["path"], "file path"),
+                   _str(d["name"], "file name"), tuple(rows))
 
 
 def order_files(files: list[FileHeat], heat: HeatKind) -> list[FileHeat]:
@@ -178,7 +233,8 @@ class NowLine:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> NowLine:
-        return cls(d["file"], d["line"], d["thread"], d.get("pid"))
+        return cls(_str(d["file"], "now file"), _int(d["line"], "now line"),
+                   _int(d["thread"], "now thread"), _opt(_int, d.get("pid"), "now pid"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,10 +262,13 @@ class ProcessInfo:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ProcessInfo:
-        return cls(int(d["pid"]), int(d["ppid"]), tuple(str(a) for a in d["argv"]),
-                   str(d["name"]), str(d["method"]), float(d["started"]), str(d["state"]),
-                   d["exit_code"], str(d["exit_how"]), d["cpu"], float(d["cpu_seconds"]),
-                   d["last_report"])
+        return cls(_int(d["pid"], "pid"), _int(d["ppid"], "ppid"),
+                   tuple(_str(a, "argv") for a in _list(d["argv"], "argv")),
+                   _str(d["name"], "process name"), _str(d["method"], "method"),
+                   _num(d["started"], "process started"), _str(d["state"], "process state"),
+                   _opt(_int, d["exit_code"], "exit_code"), _str(d["exit_how"], "exit_how"),
+                   _opt(_num, d["cpu"], "process cpu"), _num(d["cpu_seconds"], "cpu_seconds"),
+                   _opt(_num, d["last_report"], "last_report"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -293,27 +352,34 @@ class Snapshot:
             )
         if tuple(d["line_fields"]) != LINE_FIELDS:
             raise ValueError(f"unexpected line_fields {d['line_fields']!r}")
+        if d["state"] not in ("running", "main-finished", "stopped"):
+            raise ValueError(f"unknown state {d['state']!r:.40}")
+        if d["heat"] not in ("time", "hits", "ran"):
+            raise ValueError(f"unknown heat {d['heat']!r:.40}")
+        hz, windows = d["sample_hz"], d["ran_windows"]
         return cls(
-            pid=d["pid"],
-            argv=tuple(d["argv"]),
-            python=d["python"],
-            started=d["started"],
-            time=d["time"],
+            pid=_int(d["pid"], "pid"),
+            argv=tuple(_str(a, "argv") for a in _list(d["argv"], "argv")),
+            python=_str(d["python"], "python"),
+            started=_num(d["started"], "started"),
+            time=_num(d["time"], "time"),
             state=d["state"],
-            mode=d["mode"],
+            mode=_str(d["mode"], "mode"),
             heat=d["heat"],
-            window=d["window"],
-            sample_hz_requested=d["sample_hz"]["requested"],
-            sample_hz_achieved=d["sample_hz"]["achieved"],
-            files=tuple(FileHeat.from_dict(f) for f in d["files"]),
-            now=tuple(NowLine.from_dict(n) for n in d["now"]),
-            threads=tuple(ThreadInfo.from_dict(t) for t in d["threads"]),
-            notes=tuple(d["notes"]),
+            window=_int(d["window"], "window"),
+            sample_hz_requested=_num(hz["requested"], "sample_hz"),
+            sample_hz_achieved=_num(hz["achieved"], "sample_hz"),
+            files=tuple(FileHeat.from_dict(f) for f in _list(d["files"], "files")),
+            now=tuple(NowLine.from_dict(n) for n in _list(d["now"], "now")),
+            threads=tuple(ThreadInfo.from_dict(t) for t in _list(d["threads"], "threads")),
+            notes=tuple(_str(n, "note") for n in _list(d["notes"], "notes")),
             exit=ExitInfo.from_dict(d["exit"]) if d.get("exit") else None,
-            processes=tuple(ProcessInfo.from_dict(p) for p in d["processes"]),
-            view=d["view"],
-            requested_mode=d["requested_mode"],
-            ran_windows=(d["ran_windows"]["recent"], d["ran_windows"]["total"]),
+            processes=tuple(ProcessInfo.from_dict(p)
+                            for p in _list(d["processes"], "processes")),
+            view=_str(d["view"], "view"),
+            requested_mode=_str(d["requested_mode"], "requested_mode"),
+            ran_windows=(_int(windows["recent"], "ran_windows"),
+                         _int(windows["total"], "ran_windows")),
         )
 
     @classmethod
