@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Make sure the speedscope npm package (its published file-format schema and its web
 # app) is in .cache/speedscope: tests/test_export.py validates `stethoscope export`
-# against both. A no-op when the pinned version is already there; installs node and
-# npm with apt-get when they are missing, as ensure-chromium.sh does for chromium.
+# against both. A no-op when the pinned version is already there; node and npm come
+# from Debian's packages when they are missing (ensure-debian-package.sh).
 set -euo pipefail
 
 VERSION=1.25.0
@@ -23,25 +23,7 @@ if [ "$(installed_version)" = "$VERSION" ] \
     exit 0
 fi
 
-if ! command -v npm >/dev/null 2>&1; then
-    if ! command -v apt-get >/dev/null 2>&1; then
-        echo "error: npm is missing and apt-get is not available; install node and npm" >&2
-        exit 1
-    fi
-    SUDO=()
-    if [ "$(id -u)" -ne 0 ]; then
-        if command -v sudo >/dev/null 2>&1; then
-            SUDO=(sudo -n)   # never prompt: CI has no stdin
-        else
-            echo "error: npm is missing; run as root or: apt-get install -y nodejs npm" >&2
-            exit 1
-        fi
-    fi
-    echo "speedscope: npm missing, installing Debian's nodejs and npm packages"
-    ${SUDO[@]+"${SUDO[@]}"} env DEBIAN_FRONTEND=noninteractive apt-get update -q
-    ${SUDO[@]+"${SUDO[@]}"} env DEBIAN_FRONTEND=noninteractive \
-        apt-get install -y -q nodejs npm </dev/null
-fi
+bash "$ROOT/scripts/ensure-debian-package.sh" npm nodejs npm
 
 echo "speedscope: installing speedscope@$VERSION into $PREFIX"
 mkdir -p "$PREFIX"

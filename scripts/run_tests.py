@@ -176,19 +176,10 @@ def prepare_env(minor, base_python, full_version):
     return env, None
 
 
-def ensure_chromium():
-    banner("Debian chromium (browser tests)")
-    return run(["bash", os.path.join(ROOT, "scripts", "ensure-chromium.sh")]) == 0
-
-
-def ensure_speedscope():
-    banner("speedscope npm package (export tests)")
-    return run(["bash", os.path.join(ROOT, "scripts", "ensure-speedscope.sh")]) == 0
-
-
-def ensure_tmux():
-    banner("tmux (terminal view tests)")
-    return run(["bash", os.path.join(ROOT, "scripts", "ensure-tmux.sh")]) == 0
+def ensure(what, script, *args):
+    """Run one of the install scripts for a test dependency that pip does not bring."""
+    banner(what)
+    return run(["bash", os.path.join(ROOT, "scripts", script)] + list(args)) == 0
 
 
 def find_versions(minors):
@@ -263,9 +254,13 @@ def test():
     results = []  # (label, ok, detail)
     pytest_args = shlex.split(os.environ.get("PYTEST_ARGS") or "")
 
-    results.append(("chromium", ensure_chromium(), "/usr/bin/chromium"))
-    results.append(("tmux", ensure_tmux(), "/usr/bin/tmux"))
-    results.append(("speedscope", ensure_speedscope(), ".cache/speedscope"))
+    results.append(("chromium", ensure("Debian chromium (browser tests)",
+                                       "ensure-debian-package.sh", "chromium", "chromium"),
+                     "/usr/bin/chromium"))
+    results.append(("tmux", ensure("tmux (terminal view tests)", "ensure-debian-package.sh",
+                                   "tmux", "tmux"), "/usr/bin/tmux"))
+    results.append(("speedscope", ensure("speedscope npm package (export tests)",
+                                         "ensure-speedscope.sh"), ".cache/speedscope"))
 
     banner("interpreters")
     found, skipped = find_versions(wanted_versions())

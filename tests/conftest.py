@@ -17,6 +17,14 @@ import stethoscope
 
 ROOT = Path(__file__).resolve().parents[1]
 HAS_MONITORING = sys.version_info >= (3, 12)
+CHROMIUM = "/usr/bin/chromium"  # Debian's; Playwright drives it (make test installs it)
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 def _tool_ids() -> list[str | None]:
@@ -126,3 +134,32 @@ def wait_for(predicate: Any, timeout: float = 10.0, interval: float = 0.05) -> A
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout} s: {predicate}")
         time.sleep(interval)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """Debian's chromium, launched through Playwright once per test module."""
+    from playwright.sync_api import sync_playwright  # only the browser tests need it
+
+    if not os.path.exists(CHROMIUM):
+        pytest.fail(f"{CHROMIUM} is missing: the browser tests need Debian's chromium. "
+                    "Run `make test`, which installs it (apt-get install -y chromium).")
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+def bench_load() -> Any:
+    """bench/load.py as the module ``bench_load`` (the fuzz and load tests use it)."""
+    import importlib.util
+
+    if "bench_load" not in sys.modules:
+        spec = importlib.util.spec_from_file_location("bench_load", ROOT / "bench" / "load.py")
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["bench_load"] = module
+        spec.loader.exec_module(module)
+    return sys.modules["bench_load"]

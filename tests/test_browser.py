@@ -48,7 +48,7 @@ from pathlib import Path
 from typing import IO, Any
 
 import pytest
-from playwright.sync_api import Browser, Locator, Page, sync_playwright
+from playwright.sync_api import Browser, Locator, Page
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 pytestmark = pytest.mark.browser
@@ -60,14 +60,6 @@ BANNER_SHOT = Path("/tmp/banner.png")
 LINES_SHOT = Path("/tmp/page-lines.png")
 AUTO_SHOT = Path("/tmp/page-auto.png")
 HAS_LINES_MODE = sys.version_info >= (3, 12)  # sys.monitoring
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 XSS_NAME = '<img src=x onerror="window.__xss=1">'
 XSS_TAG = "<img src=x onerror=window.__xss=1>"
 XSS_CMD = "import sys; sys.stdin.read()  # " + XSS_TAG  # a subprocess's -c argument
@@ -605,17 +597,6 @@ def drop_child(tmp_path: Path) -> Iterator[Family]:
 # ---------------------------------------------------------------- the browser
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if not os.path.exists(CHROMIUM):
-        pytest.fail(f"{CHROMIUM} is missing: the browser tests need Debian's chromium. "
-                    "Run `make test`, which installs it (apt-get install -y chromium).")
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
 
 
 @dataclass

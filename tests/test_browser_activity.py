@@ -34,10 +34,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Page, Response, sync_playwright
+from playwright.sync_api import Browser, Page, Response
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
-from test_browser import CHROMIUM, CHROMIUM_ARGS, NO_PROXY, ROOT, Child, _spawn
+from test_browser import NO_PROXY, ROOT, Child, _spawn
 
 pytestmark = pytest.mark.browser
 
@@ -164,17 +164,6 @@ def status_of(url: str, path: str) -> int:
         return int(exc.code)
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if not os.path.exists(CHROMIUM):
-        pytest.fail(f"{CHROMIUM} is missing: the browser tests need Debian's chromium. "
-                    "Run `make test`, which installs it (apt-get install -y chromium).")
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
 
 
 @dataclass

@@ -35,9 +35,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page
 
-from test_browser import CHROMIUM, CHROMIUM_ARGS, NO_PROXY, ROOT, Child, _spawn
+from test_browser import NO_PROXY, ROOT, Child, _spawn
 
 pytestmark = pytest.mark.browser
 
@@ -217,17 +217,6 @@ def replay(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Child]:
 # ---------------------------------------------------------------- the browser
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if not os.path.exists(CHROMIUM):
-        pytest.fail(f"{CHROMIUM} is missing: the browser tests need Debian's chromium. "
-                    "Run `make test`, which installs it (apt-get install -y chromium).")
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
 
 
 @dataclass

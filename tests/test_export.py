@@ -37,7 +37,7 @@ from typing import Any
 
 import jsonschema
 import pytest
-from playwright.sync_api import Browser, sync_playwright
+from playwright.sync_api import Browser
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 import stethoscope
@@ -51,9 +51,6 @@ ROOT = Path(__file__).resolve().parents[1]
 SPEEDSCOPE = ROOT / ".cache" / "speedscope" / "node_modules" / "speedscope"
 RELEASE = SPEEDSCOPE / "dist" / "release"
 SCHEMA = RELEASE / "file-format-schema.json"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
 LOAD_MS = 20_000
 
 WORKLOAD = '''\
@@ -463,14 +460,6 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]
         thread.join(10)
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
 
 
 @dataclass

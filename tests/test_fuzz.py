@@ -35,7 +35,6 @@ bench/results/).
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import json
 import os
 import re
@@ -56,21 +55,9 @@ from hypothesis import strategies as st
 import stethoscope
 from stethoscope.server.httpd import READ_TIMEOUT
 
-from conftest import ROOT, child_env, wait_for
+from conftest import bench_load, child_env, wait_for
 
-
-def _bench_load() -> Any:
-    """bench/load.py, as module ``bench_load`` (tests/test_load.py imports it too)."""
-    if "bench_load" not in sys.modules:
-        spec = importlib.util.spec_from_file_location("bench_load", ROOT / "bench" / "load.py")
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["bench_load"] = module
-        spec.loader.exec_module(module)
-    return sys.modules["bench_load"]
-
-
-load = _bench_load()
+load = bench_load()
 
 FUZZ_EXAMPLES = 150
 EXAMPLES = int(os.environ.get("STETHOSCOPE_FUZZ_EXAMPLES") or FUZZ_EXAMPLES)

@@ -13,15 +13,13 @@ unmonitored, nothing else on stdout or stderr, exit status 0).
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from typing import Any
 
 import pytest
 
 from stethoscope.server.httpd import STREAM_INTERVAL, WRITE_TIMEOUT
 
-from conftest import ROOT, child_env
+from conftest import bench_load, child_env
 
 SECONDS = 8.0
 STREAMS = 20
@@ -29,18 +27,7 @@ RATE = 100.0
 STALLED = 5
 
 
-def _bench_load() -> Any:
-    """bench/load.py, as module ``bench_load`` (tests/test_fuzz.py imports it too)."""
-    if "bench_load" not in sys.modules:
-        spec = importlib.util.spec_from_file_location("bench_load", ROOT / "bench" / "load.py")
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["bench_load"] = module
-        spec.loader.exec_module(module)
-    return sys.modules["bench_load"]
-
-
-load = _bench_load()
+load = bench_load()
 
 
 @pytest.fixture(scope="module")

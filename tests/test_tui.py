@@ -140,7 +140,8 @@ Start = Callable[..., Pane]
 @pytest.fixture
 def terminal(tmp_path: Path) -> Iterator[Start]:
     """Starts commands in tmux panes of WIDTH x HEIGHT; every server dies afterwards."""
-    assert os.path.exists(TMUX), f"{TMUX} is missing: run scripts/ensure-tmux.sh"
+    assert os.path.exists(TMUX), \
+        f"{TMUX} is missing: make test installs it (scripts/ensure-debian-package.sh)"
     config = tmp_path / "tmux.conf"
     config.write_text("set -g remain-on-exit on\nset -g status off\n")
     panes: list[Pane] = []
