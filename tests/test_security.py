@@ -206,7 +206,9 @@ def load(path: Path) -> ModuleType:
 def run_until_listed(mon: stethoscope.Monitor, module: ModuleType, path: str) -> str:
     """Run the module's hot loop until the monitor lists `path`; its file id."""
     def listed() -> str | None:
-        module.spin(20_000)
+        # Longer than the GIL's switch interval (5 ms): a sampler thread only gets
+        # to look while the loop runs if the loop outlasts it (sample mode, < 3.12).
+        module.spin(300_000)
         for f in json.loads(mon.snapshot_json("all"))["files"]:
             if f["path"] == path:
                 return str(f["id"])
