@@ -14,6 +14,8 @@ holds a hash of both.
 Environment (the Makefile passes these through):
     PYTHONS="3.12 3.13"      which minor versions to test (default: 3.10 3.11 3.12 3.13)
     PYTEST_ARGS="-k foo -x"  extra pytest arguments (split like a shell would)
+    PYTEST_JOBS=1            interpreters tested at once (default 2; logs are printed
+                             whole as each run ends)
     TOOLS_PYTHON=3.12        which interpreter's env runs ruff and mypy (default 3.12,
                              else the newest available)
 
@@ -114,31 +116,61 @@ def activated(env):
     return out
 
 
-def run_bounded(cmd, timeout, env=None):
-    """Run with inherited stdio; on timeout dump stacks (SIGABRT), then kill."""
-    say("+ " + " ".join(shlex.quote(str(c)) for c in cmd))
-    proc = subprocess.Popen(
-        [str(c) for c in cmd], cwd=ROOT, stdin=subprocess.DEVNULL, env=env)
+def run_pytests(runs, pytest_args):
+    """pytest under each (full version, env) in ``runs``, PYTEST_JOBS at a time (default
+    2: the suite waits on child processes and browsers much of the time, so two
+    interpreters side by side nearly halve the wall time on 2 CPUs). Each run writes
+    to its own log, printed whole when it ends; each is bounded by PYTEST_RUN_TIMEOUT
+    (then SIGABRT, so faulthandler prints the stacks, then SIGKILL)."""
+    jobs = max(1, int(os.environ.get("PYTEST_JOBS") or "2"))
+    pending, running, done = list(runs), [], {}
     try:
-        return proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        say("error: the run did not finish within %d s (PYTEST_RUN_TIMEOUT); "
-            "dumping stacks and stopping it" % timeout)
-        proc.send_signal(signal.SIGABRT)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        return 124
+        _run_pytests(pending, running, done, jobs, pytest_args)
     except BaseException:
-        # Ctrl+C reached the child too: give it a moment to finish cleanly.
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        for item in running:  # Ctrl+C: the runs got it too; do not leave them behind
+            item[2].kill()
+            item[2].wait()
         raise
+    return [done[full] for full, _env in runs]
+
+
+def _run_pytests(pending, running, done, jobs, pytest_args):
+    while pending or running:
+        while pending and len(running) < jobs:
+            full, env = pending.pop(0)
+            log_path = os.path.join(ENVS, "pytest-%s.log" % full)
+            log = open(log_path, "w")
+            cmd = [venv_python(env), "-m", "pytest"] + pytest_args
+            say("started pytest on CPython %s: %s (log %s)"
+                % (full, " ".join(shlex.quote(c) for c in cmd), os.path.relpath(log_path, ROOT)))
+            proc = subprocess.Popen(cmd, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=log,
+                                    stderr=subprocess.STDOUT, env=activated(env))
+            running.append((full, env, proc, log, log_path, time.monotonic()))
+        time.sleep(0.5)
+        for item in list(running):
+            full, env, proc, log, log_path, t0 = item
+            code = proc.poll()
+            if code is None and time.monotonic() - t0 > PYTEST_RUN_TIMEOUT:
+                say("error: pytest on CPython %s did not finish within %d s "
+                    "(PYTEST_RUN_TIMEOUT); dumping stacks and stopping it"
+                    % (full, PYTEST_RUN_TIMEOUT))
+                proc.send_signal(signal.SIGABRT)
+                try:
+                    proc.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+                code = 124
+            if code is None:
+                continue
+            running.remove(item)
+            log.close()
+            banner("pytest on CPython %s (%s)" % (full, os.path.relpath(env, ROOT)))
+            with open(log_path) as f:
+                sys.stdout.write(f.read())
+            reason = "timed out" if code == 124 else PYTEST_EXIT.get(code, "failed")
+            done[full] = ("pytest CPython %s" % full, code == 0,
+                          "%s, exit %d, %.0f s" % (reason, code, time.monotonic() - t0))
 
 
 def prepare_env(minor, base_python, full_version):
@@ -292,17 +324,8 @@ def test():
     elif found:
         results.append(("ruff + mypy", False, "no environment installed"))
 
-    for minor, _base, full in found:
-        if minor not in envs:
-            continue
-        env, _ = envs[minor]
-        banner("pytest on CPython %s (%s)" % (full, os.path.relpath(env, ROOT)))
-        t0 = time.monotonic()
-        code = run_bounded([venv_python(env), "-m", "pytest"] + pytest_args, PYTEST_RUN_TIMEOUT,
-                           env=activated(env))
-        reason = "timed out" if code == 124 else PYTEST_EXIT.get(code, "failed")
-        detail = "%s, exit %d, %.0f s" % (reason, code, time.monotonic() - t0)
-        results.append(("pytest CPython %s" % full, code == 0, detail))
+    runs = [(full, envs[minor][0]) for minor, _base, full in found if minor in envs]
+    results.extend(run_pytests(runs, pytest_args))
 
     banner("summary")
     for label, ok, detail in results:
