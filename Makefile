@@ -5,7 +5,7 @@
 #   make test PYTHONS="3.12"        only some interpreters
 #   make test PYTEST_ARGS="-k foo"  extra pytest arguments
 #   make lint / make typecheck      ruff / mypy alone
-#   make bench                      benchmark table + bounded cost + load (bench-table, bench-bounded, bench-load: one)
+#   make bench                      benchmark table, bounded cost, load (bench-table, -bounded, -load: one)
 #   make clean                      remove virtualenvs and caches (keeps bench/results)
 #
 # The logic lives in scripts/; any python3 can run them.

@@ -572,16 +572,23 @@ def test_replay_plays_to_the_end(viewer: Child, tab: Tab) -> None:
     page = tab.page
     rec = open_replay(page, viewer)
     count = rec["count"]
-    page.select_option("#tl-speed", "16")
+    # Every index the timeline shows while playing, as the page sets it (a poll from
+    # here could miss steps on a loaded machine).
+    page.evaluate("""() => {
+        const tl = document.getElementById('timeline');
+        window.__shown = [tl.dataset.index];
+        new MutationObserver(() => window.__shown.push(tl.dataset.index))
+            .observe(tl, {attributes: true, attributeFilter: ['data-index']});
+    }""")
+    page.select_option("#tl-speed", "1")  # a step per recorded 0.5 s: none skipped
     page.click("#tl-play")
     assert page.get_attribute("#timeline", "data-playing") == "1"
-    seen = {index_shown(page)}
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 20
     while index_shown(page) != count - 1 and time.monotonic() < deadline:
-        seen.add(index_shown(page))
-        page.wait_for_timeout(20)
+        page.wait_for_timeout(50)
     assert index_shown(page) == count - 1, f"play did not reach the end: at {index_shown(page)}"
-    assert len(seen) >= 2, seen  # it went through positions, not a jump
+    seen = {int(i) for i in page.evaluate("() => window.__shown")}
+    assert len(seen) >= 3, seen  # it went through positions in between, not a jump
     wait_fn(page, "() => document.getElementById('timeline').dataset.playing === '0'",
             what="pause at the end")
     wait_fn(page, "() => document.body.dataset.state === 'stopped'", what="the final state")
