@@ -218,10 +218,16 @@ def _consistent(work: Workload) -> tuple[Families, dict[str, Any]]:
 
 def test_metrics_match_the_snapshot(trace_workload: Workload) -> None:
     work = trace_workload
-    # wait until every thread of the workload is seen in its waiting state
-    wait_for(lambda: sum(1 for t in _snapshot(work)["threads"]
-                         if t["alive"] and t["kind"] == "event") == 3, timeout=15)
-    families, snap = _consistent(work)
+    # wait until every thread of the workload is seen in its known state (a thread list
+    # is published 5 times a second), in a scrape that matches its snapshot
+    def settled() -> tuple[Families, dict[str, Any]] | None:
+        families, snap = _consistent(work)
+        alive = [t for t in snap["threads"] if t["alive"]]
+        waiting = sum(1 for t in alive if t["kind"] == "event")
+        non_daemon = sum(1 for t in alive if not t["daemon"])
+        return (families, snap) if waiting == 3 and non_daemon == 2 else None
+
+    families, snap = wait_for(settled, timeout=15)
     pid = str(work.pid)
 
     expected: dict[tuple[tuple[str, str], ...], int] = {}
