@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import socket
 import subprocess
 import sys
 import threading
@@ -134,6 +136,30 @@ def wait_for(predicate: Any, timeout: float = 10.0, interval: float = 0.05) -> A
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout} s: {predicate}")
         time.sleep(interval)
+
+
+@contextlib.contextmanager
+def holding_default_port() -> Iterator[socket.socket]:
+    """Hold port 9999 (the monitor's default) ourselves. Another test, perhaps in the
+    other interpreter's run beside this one, may hold it for a while: wait for it,
+    rather than count on its still holding it when the monitor starts."""
+    deadline = time.monotonic() + 90
+    while True:
+        holder = socket.socket()
+        holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server does
+        try:
+            holder.bind(("127.0.0.1", 9999))
+            holder.listen()
+            break
+        except OSError:
+            holder.close()
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+    try:
+        yield holder
+    finally:
+        holder.close()
 
 
 @pytest.fixture(scope="module")

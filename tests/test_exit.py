@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import sys
 import textwrap
 import time
@@ -14,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import child_env, read_url, run_python, start_python
+from conftest import child_env, holding_default_port, read_url, run_python, start_python
 
 WORK = textwrap.dedent("""
     import sys, time, threading
@@ -223,13 +222,7 @@ def test_monitor_start_and_stop_print_nothing_to_stdout(tmp_path: Path) -> None:
 
 
 def test_the_default_port_falls_back_when_busy(tmp_path: Path) -> None:
-    holder = socket.socket()
-    try:
-        holder.bind(("127.0.0.1", 9999))
-        holder.listen()
-    except OSError:
-        pass  # something else holds 9999 already: just as busy
-    try:
+    with holding_default_port():
         path = _script(tmp_path, """
             import stethoscope
             mon = stethoscope.trace()
@@ -240,8 +233,6 @@ def test_the_default_port_falls_back_when_busy(tmp_path: Path) -> None:
         assert result.returncode == 0, result.stderr
         assert ":9999/" not in result.stdout
         assert "port 9999 was busy; using port" in result.stderr
-    finally:
-        holder.close()
 
 
 def test_python_dev_mode_and_warnings_as_errors_are_clean(tmp_path: Path) -> None:

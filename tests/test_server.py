@@ -18,6 +18,8 @@ import pytest
 import stethoscope
 from stethoscope.model import SCHEMA_VERSION
 
+from conftest import holding_default_port
+
 HERE = Path(__file__).resolve()
 
 
@@ -437,17 +439,12 @@ def test_busy_explicit_port_raises_port_in_use_and_leaves_nothing_running() -> N
 
 
 def test_default_port_busy_falls_back_and_says_so(capfd: pytest.CaptureFixture[str]) -> None:
-    with socket.socket() as blocker:
-        blocker.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server does
-        with contextlib.suppress(OSError):  # already taken by someone else: just as busy
-            blocker.bind(("127.0.0.1", 9999))
-            blocker.listen()
-        with stethoscope.trace(quiet=False) as mon:
-            port = mon.server.port
-            assert port != 9999
-            assert mon.url == f"http://127.0.0.1:{port}/?{tok(mon)}"
-            status, _, body = get(mon, f"/api/snapshot?{tok(mon)}")
-            assert status == 200 and json.loads(body)["pid"] == os.getpid()
+    with holding_default_port(), stethoscope.trace(quiet=False) as mon:
+        port = mon.server.port
+        assert port != 9999
+        assert mon.url == f"http://127.0.0.1:{port}/?{tok(mon)}"
+        status, _, body = get(mon, f"/api/snapshot?{tok(mon)}")
+        assert status == 200 and json.loads(body)["pid"] == os.getpid()
     err = capfd.readouterr().err
     assert "9999" in err and "busy" in err and str(port) in err
     assert f"serving {mon.url}" in err
