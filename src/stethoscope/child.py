@@ -21,7 +21,6 @@ from .config import ChildLink, page_url
 from .model import ChildReport, ProcessInfo
 from .model.processes import MAX_SOURCE_CHARS
 from .monitor import Monitor, _say
-from .render.source import read_source
 from .reporter import Reporter
 
 
@@ -115,13 +114,13 @@ class ChildMonitor(Monitor):
         for f in snapshot.files:
             if f.id in self._sent_sources:
                 continue
-            identity = self.store.identity(f.id)  # only the file that ran, never a swap
             try:
-                if identity is None:
-                    continue
-                text = read_source(f.path, identity)
+                found = self.own_source(f.id)
             except (OSError, SyntaxError, UnicodeError, ValueError):
                 continue
+            if found is None:
+                continue
+            text = found[1]
             if len(text) <= MAX_SOURCE_CHARS:
                 sources.append((f.id, f.path, text))
         report = ChildReport(self._instance, seq, final, self.process_info(final), snapshot,

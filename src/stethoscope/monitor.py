@@ -574,16 +574,25 @@ class Monitor:
     def snapshot_at_json(self, index: int, view: str | int | None = "all") -> bytes:
         raise IndexError("a live program has no recorded snapshots")
 
+    def own_source(self, file_id: str) -> tuple[str, str] | None:
+        """(path, text) of a file this process ran, read only from the very file that
+        ran (never one put in its place since); None for an id this process has not
+        seen. OSError, SyntaxError or UnicodeError when it cannot be read."""
+        path = self.store.path(file_id)
+        if path is None:
+            return None
+        identity = self.store.identity(file_id)
+        if identity is None:  # no file there when it ran: nothing there is its source
+            raise FileNotFoundError(f"{path} did not exist when it ran")
+        return path, read_source(path, identity)
+
     def source_text(self, file_id: str) -> tuple[str, str] | None:
         """(path, text) of a file this process ran, or one a child ran and sent."""
         path = self.store.path(file_id)
         if path is None:
             return self.children.source(file_id) if self.children is not None else None
         try:
-            identity = self.store.identity(file_id)
-            if identity is None:  # no file there when it ran: nothing there is its source
-                raise OSError(f"{path} did not exist when it ran")
-            return path, read_source(path, identity)
+            return self.own_source(file_id)
         except (OSError, SyntaxError, UnicodeError):
             return path, ("# stethoscope: the source of this file could not be read (or it is "
                           "no longer the file that ran)\n")
