@@ -75,6 +75,8 @@ class ChildReport:
             d = json.loads(data)
         except (ValueError, UnicodeDecodeError) as exc:
             raise ReportError(f"report is not JSON: {exc}") from None
+        except RecursionError:
+            raise ReportError("report is malformed: nested too deeply") from None
         if not isinstance(d, dict) or d.get("report") != REPORT_VERSION:
             version = d.get("report") if isinstance(d, dict) else None
             raise ReportError(f"report version {version!r} is not supported "
@@ -86,7 +88,8 @@ class ChildReport:
                          sources)
         except ValueError as exc:
             raise ReportError(f"report is malformed: {exc}") from None
-        except (KeyError, TypeError, IndexError, AttributeError) as exc:
+        except (KeyError, TypeError, IndexError, AttributeError, OverflowError,
+                RecursionError) as exc:  # e.g. a seq of 1e400 (infinity), or deep nesting
             raise ReportError(f"report is malformed: {type(exc).__name__}: {exc}") from None
         if report.process.pid != report.snapshot.pid:
             raise ReportError("report is malformed: process and snapshot pids differ")
