@@ -154,7 +154,7 @@ class Sampler:
         # exported buffers", then a segfault (CPython gh-111049 / gh-111211).
         frames.pop(threading.get_ident(), None)
         stack_log = self._stack_log
-        wall = time.time()
+        wall = time.time() if stack_log is not None else 0.0  # only a recording needs it
         for ident, top in frames.items():
             if ident in own:
                 continue

@@ -89,10 +89,13 @@ class Store:
 
     def register_file(self, path: str) -> str:
         fid = file_id_for(path)
+        if fid in self._paths:
+            return fid
+        identity = file_identity(path)  # a stat: not under the lock collectors wait on
         with self._lock:
             if fid not in self._paths:
                 self._paths[fid] = path
-                self._identities[fid] = file_identity(path)
+                self._identities[fid] = identity
                 self.activity.name_file(fid, os.path.basename(path), path)
         return fid
 
