@@ -23,21 +23,18 @@ the listener at work: a script injected inline is blocked and heard.
 from __future__ import annotations
 
 import contextlib
-import json
-import os
 import subprocess
 import sys
 import time
-import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 from playwright.sync_api import Browser, Page
 
-from test_browser import NO_PROXY, ROOT, Child, _spawn
+from test_browser import Child, _spawn
+from test_browser_activity import _env, get_json
 
 pytestmark = pytest.mark.browser
 
@@ -160,20 +157,6 @@ def write_program(directory: Path) -> Path:
     script = directory / "hostile_program.py"
     script.write_text(PROGRAM)
     return script
-
-
-def _env() -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(
-        p for p in [str(ROOT / "src"), env.get("PYTHONPATH", "")] if p)
-    return env
-
-
-def get_json(url: str, path: str) -> Any:
-    u = urllib.parse.urlsplit(url)
-    sep = "&" if "?" in path else "?"
-    with NO_PROXY.open(f"http://{u.netloc}{path}{sep}{u.query}", timeout=5) as r:
-        return json.load(r)
 
 
 # ---------------------------------------------------------------- programs
