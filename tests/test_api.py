@@ -31,7 +31,7 @@ def _no_stethoscope_threads() -> bool:
 
 def _assert_fully_stopped(mon: stethoscope.Monitor) -> None:
     wait_for(_no_stethoscope_threads, timeout=1.0)
-    assert _port_free(mon.server.port)
+    assert _port_free(mon.port)
     assert stethoscope.current() is None
     assert not mon.running
 

@@ -196,7 +196,7 @@ def test_collectors_survive_many_short_lived_threads(mode: str) -> None:
         assert not [note for note in snap.notes if "stopped" in note]
         if mode == "trace":
             assert _row(mon, "body")["hits_total"] == 200 * 2000
-        counters = mon._counters._live  # ended threads' counters are dropped
+        counters = mon.modes.counters._live  # ended threads' counters are dropped
         assert len(counters) <= 3
 
 

@@ -191,7 +191,7 @@ def test_a_forked_child_does_not_own_the_parents_monitor(tmp_path: Path, process
         if pid == 0:
             cur = stethoscope.current()
             if {processes}:  # a monitor of its own, reporting to the parent's
-                ok = cur is not mon and type(cur).__name__ == "ChildMonitor" and cur.running
+                ok = cur is not mon and type(cur.outlet).__name__ == "ChildOutlet" and cur.running
             else:
                 ok = cur is None and sys.gettrace() is None
             child = stethoscope.trace(port=0, quiet=True)  # the child may start its own

@@ -41,8 +41,8 @@ from playwright.sync_api import Browser
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 import stethoscope
-from stethoscope import export
-from stethoscope.recording import Recording, Samples, read
+from stethoscope.recordings import export
+from stethoscope.recordings.file import Recording, Samples, read
 
 import workloads
 from conftest import child_env, run_cli, wait_for

@@ -47,7 +47,7 @@ HARNESS = textwrap.dedent('''
 
     spec = json.loads(os.environ["FAULT_SPEC"])
     import stethoscope
-    from stethoscope import recording
+    from stethoscope.recordings import file as recording
     from stethoscope.collectors import counting, filters, lines, monitoring, sampler, threads
     from stethoscope.model import snapshot, store
 

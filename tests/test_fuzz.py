@@ -53,7 +53,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import stethoscope
-from stethoscope.server.httpd import READ_TIMEOUT
+from stethoscope.server.routes import READ_TIMEOUT
 
 from conftest import bench_load, child_env, wait_for
 
@@ -605,13 +605,13 @@ def test_child_report_with_a_wrong_field_type_breaks_nothing() -> None:
     """A child report whose snapshot has "time": "x" is refused (400) and breaks
     nothing: later snapshots still answer."""
     with stethoscope.trace(port=0, quiet=True) as monitor:
-        snap = json.loads(monitor.snapshot_json())
+        snap = monitor.snapshot().to_dict()
         pid = 4_999_999
         process = dict(snap["processes"][0], pid=pid, ppid=os.getpid())
         body = json.dumps({"report": 1, "instance": "x", "seq": 1, "final": False,
                            "process": process, "snapshot": dict(snap, pid=pid, time="x"),
                            "sources": []}).encode()
-        port, token = monitor.server.port, monitor.config.token
+        port, token = monitor.port, monitor.config.token
         host = f"127.0.0.1:{port}".encode()
         answer = exchange(port, b"POST /api/report?token=" + token.encode() + b" HTTP/1.1\r\n"
                           b"Host: " + host + b"\r\nContent-Length: %d\r\n\r\n" % len(body)

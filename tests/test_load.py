@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from stethoscope.server.httpd import STREAM_INTERVAL, WRITE_TIMEOUT
+from stethoscope.server.stream import STREAM_INTERVAL, WRITE_TIMEOUT
 
 from conftest import bench_load, child_env
 

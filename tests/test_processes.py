@@ -22,7 +22,7 @@ from stethoscope.model import (
     ThreadInfo,
     combine,
 )
-from stethoscope.reporter import FINAL_TIMEOUT, Reporter, post
+from stethoscope.children.reporter import FINAL_TIMEOUT, Reporter, post
 
 NOW = 1_000_000.0
 
@@ -196,7 +196,7 @@ def test_post_reads_the_status_of_a_real_server() -> None:
     import stethoscope
 
     with stethoscope.trace(port=0, quiet=True) as mon:
-        port = mon.server.port  # type: ignore[union-attr]
+        port = mon.port  # type: ignore[union-attr]
         token = mon.config.token
         body = report(424242, {1: 1}).to_json()
         assert post("127.0.0.1", port, f"/api/report?token={token}", body, 2.0)[0] == 204
@@ -211,7 +211,7 @@ def test_reports_arriving_from_many_threads_at_once_are_all_taken() -> None:
     import stethoscope
 
     with stethoscope.trace(port=0, quiet=True) as mon:
-        port, token = mon.server.port, mon.config.token  # type: ignore[union-attr]
+        port, token = mon.port, mon.config.token  # type: ignore[union-attr]
         statuses: list[int] = []
 
         def send(pid: int) -> None:

@@ -19,9 +19,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import stethoscope
-from stethoscope import recording
+from stethoscope.recordings import file as recording
 from stethoscope.model.stacks import StackLog
-from stethoscope.recording import MAGIC, RecordingError, diff, patch, read
+from stethoscope.model import SCHEMA_VERSION
+from stethoscope.recordings.file import MAGIC, RecordingError, diff, patch, read
 
 from conftest import read_url, run_cli, start_python, wait_for
 
@@ -155,7 +156,7 @@ def test_many_records_rebuild_exactly(tmp_path: Path, monkeypatch: pytest.Monkey
     out = tmp_path / "many.stetho"
     written: list[dict[str, Any]] = []
     mon = stethoscope.trace(port=0, quiet=True, record=str(out))
-    assert mon.recorder is not None
+    assert mon.recording is not None
     original = mon.snapshot
 
     def keep(view: Any = None) -> Any:
@@ -321,6 +322,35 @@ def test_damage_in_the_middle_keeps_what_came_before(tmp_path: Path) -> None:
     assert rec.truncated and len(rec.snapshots) >= 1
 
 
+def test_damage_anywhere_reads_as_a_cut_or_a_one_line_error(tmp_path: Path) -> None:
+    # A damaged deflate stream can inflate to well-formed JSON with wrong content
+    # before zlib notices: whatever survives must read, or be refused in one line.
+    import random
+
+    out, _ = _record(tmp_path, seconds=2.0)
+    original = out.read_bytes()
+    chance = random.Random(1234)
+    damaged = tmp_path / "damaged.stetho"
+    read_ok = refused = 0
+    for start in range(len(MAGIC), len(original), max(1, len(original) // 60)):
+        for junk in (b"\xff" * 64, bytes(chance.randrange(256) for _ in range(16))):
+            data = bytearray(original)
+            data[start:start + len(junk)] = junk
+            damaged.write_bytes(bytes(data))
+            try:
+                rec = read(str(damaged))
+            except RecordingError as exc:
+                assert "\n" not in str(exc)
+                refused += 1
+                continue
+            read_ok += 1
+            assert rec.snapshots and len(rec.times) == len(rec.snapshots)
+            for snap in rec.snapshots:  # every one it kept rebuilds
+                assert snap.schema == SCHEMA_VERSION
+            assert all(0 <= i < len(rec.samples.stacks) for i in rec.samples.stack_ids)
+    assert read_ok > 0 and read_ok + refused >= 60
+
+
 def test_the_stack_log_starts_over_when_it_grows_too_big(monkeypatch: pytest.MonkeyPatch
                                                          ) -> None:
     from stethoscope.model import stacks
@@ -439,8 +469,8 @@ def test_live_activity_shows_the_hot_file_and_busy_threads() -> None:
 def test_the_stack_samples_cost_nothing_without_a_recording() -> None:
     mon = stethoscope.trace(port=0, quiet=True)
     try:
-        assert mon.recorder is None
-        sampler = next(c for c in mon._collectors if c.name == "sampler")
+        assert mon.recording is None
+        sampler = next(c for c in mon.collectors if c.name == "sampler")
         assert sampler._stack_log is None  # type: ignore[attr-defined]
     finally:
         stethoscope.stop()

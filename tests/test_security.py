@@ -47,9 +47,9 @@ import stethoscope
 from stethoscope.config import new_token
 from stethoscope.model import ChildReport, FileHeat
 from stethoscope.model.store import file_id_for
-from stethoscope.recording import read as read_recording
-from stethoscope.replay import ReplayBackend
-from stethoscope.server import httpd
+from stethoscope.recordings.file import read as read_recording
+from stethoscope.recordings.replay import ReplayBackend
+from stethoscope.server import httpd, routes
 
 from conftest import read_url, run_cli, start_python, wait_for
 
@@ -174,8 +174,7 @@ class Site:
 
     @property
     def port(self) -> int:
-        assert self.mon.server is not None
-        return self.mon.server.port
+        return self.mon.port
 
     @property
     def token(self) -> str:
@@ -209,9 +208,9 @@ def run_until_listed(mon: stethoscope.Monitor, module: ModuleType, path: str) ->
         # Longer than the GIL's switch interval (5 ms): a sampler thread only gets
         # to look while the loop runs if the loop outlasts it (sample mode, < 3.12).
         module.spin(300_000)
-        for f in json.loads(mon.snapshot_json("all"))["files"]:
-            if f["path"] == path:
-                return str(f["id"])
+        for f in mon.snapshot("all").files:
+            if f.path == path:
+                return f.id
         return None
 
     return str(wait_for(listed, timeout=10, interval=0.01))
@@ -313,13 +312,13 @@ def test_every_route_refuses_a_missing_or_wrong_token_with_no_data(site: Site) -
 def test_tokens_are_compared_with_hmac_compare_digest(site: Site,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[tuple[bytes, bytes]] = []
-    real = httpd.hmac.compare_digest
+    real = routes.hmac.compare_digest
 
     def spy(a: Any, b: Any) -> bool:
         calls.append((a, b))
         return real(a, b)
 
-    monkeypatch.setattr(httpd.hmac, "compare_digest", spy)
+    monkeypatch.setattr(routes.hmac, "compare_digest", spy)
     wrong = "w" * len(site.token)
     assert_no_data(site.get(f"/api/snapshot?token={wrong}"))
     assert (wrong.encode(), site.token.encode()) in calls
@@ -426,8 +425,7 @@ def test_a_non_loopback_bind_warns_once_and_still_needs_the_token(
         capfd: pytest.CaptureFixture[str]) -> None:
     bind, addr = own_address()
     with stethoscope.trace(host=bind, port=0, quiet=True) as mon:
-        assert mon.server is not None
-        port = mon.server.port
+        port = mon.port
         token = mon.config.token
         for target, headers in [("/", {}), ("/api/snapshot", {}), ("/metrics", {}),
                                 ("/api/snapshot?token=nope-nope", {}),
@@ -535,8 +533,8 @@ def test_mode_switch_is_post_only_and_token_checked_and_nothing_stops_the_monito
         assert site.get(f"{route}?token={good}", method="DELETE").status == 405
     assert site.get(f"/api/snapshot?token={good}", method="DELETE").status == 405
     assert mon.running
-    before = json.loads(mon.snapshot_json("all"))
-    assert any(f["id"] == site.fid for f in before["files"])  # nothing was cleared
+    before = mon.snapshot("all")
+    assert any(f.id == site.fid for f in before.files)  # nothing was cleared
     # The control: the one way, with the token (the cookie is enough).
     answer = site.get("/api/mode?mode=sample", method="POST", headers=site.cookie, body=b"")
     assert answer.status == 200 and json.loads(answer.body) == {"mode": "sample"}
@@ -784,9 +782,8 @@ def replay(recording: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     monkeypatch.chdir(tmp_path)
     plant(tmp_path, secret, ["etc/passwd", "passwd", "static/app.js", "secret.py",
                              "run.stetho"])
-    server = httpd.Server(ReplayBackend(read_recording(str(recording))), host="127.0.0.1",
-                          port=0, token=new_token(), loopback=True)
-    server.start()
+    server = httpd.Server(host="127.0.0.1", port=0, token=new_token(), loopback=True)
+    server.start(ReplayBackend(read_recording(str(recording))))
     try:
         yield server, secret, marker
     finally:
@@ -901,7 +898,8 @@ def test_every_kind_of_answer_carries_the_security_headers(
     def broken(view: object = "all") -> bytes:
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(site.mon, "snapshot_json", broken)
+    backend = site.mon.outlet.server.backend  # type: ignore[attr-defined]
+    monkeypatch.setattr(backend, "snapshot_json", broken)
     answer = site.authed("/api/snapshot")
     assert answer.status == 500 and answer.body == b"500 internal error\n", answer.raw[:300]
     assert_security_headers(answer, "500")

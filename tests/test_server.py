@@ -35,7 +35,7 @@ def tok(mon: stethoscope.Monitor) -> str:
 
 def get(mon: stethoscope.Monitor, path: str, headers: dict[str, str] | None = None,
         method: str = "GET", body: bytes | None = None) -> tuple[int, Any, bytes]:
-    conn = http.client.HTTPConnection("127.0.0.1", mon.server.port, timeout=5)
+    conn = http.client.HTTPConnection("127.0.0.1", mon.port, timeout=5)
     try:
         conn.request(method, path, body=body, headers=headers or {})
         resp = conn.getresponse()
@@ -47,7 +47,7 @@ def get(mon: stethoscope.Monitor, path: str, headers: dict[str, str] | None = No
 def raw(mon: stethoscope.Monitor, data: bytes, timeout: float = 5.0) -> bytes:
     """Send bytes as they are, half-close, and read the whole answer (a reset ends it)."""
     out = b""
-    with socket.create_connection(("127.0.0.1", mon.server.port), timeout=timeout) as sock:
+    with socket.create_connection(("127.0.0.1", mon.port), timeout=timeout) as sock:
         try:
             sock.sendall(data)
             sock.shutdown(socket.SHUT_WR)
@@ -59,7 +59,7 @@ def raw(mon: stethoscope.Monitor, data: bytes, timeout: float = 5.0) -> bytes:
 
 
 def host(mon: stethoscope.Monitor) -> str:
-    return f"127.0.0.1:{mon.server.port}"
+    return f"127.0.0.1:{mon.port}"
 
 
 def this_file(mon: stethoscope.Monitor, timeout: float = 5.0) -> dict[str, Any]:
@@ -135,7 +135,7 @@ def test_page_sets_cookie_that_alone_authorises_api(mon: stethoscope.Monitor) ->
 
 def test_foreign_or_missing_host_header_is_refused_even_with_token(
         mon: stethoscope.Monitor) -> None:
-    port = mon.server.port
+    port = mon.port
     for bad in ["evil.example", f"evil.example:{port}", f"127.0.0.1:{port + 1}",
                 f"localhost:{port}.evil.example", "127.0.0.1", ""]:
         assert_refusal(*get(mon, f"/api/snapshot?{tok(mon)}", headers={"Host": bad})[::2])
@@ -232,7 +232,7 @@ def test_malformed_requests_get_no_500_no_output_and_server_keeps_answering(
         status, _, body = get(mon, f"/api/snapshot?{tok(mon)}")
         assert status == 200 and json.loads(body)["schema"] == SCHEMA_VERSION, name
     # slowloris-lite: a request that never finishes does not hold up others
-    with socket.create_connection(("127.0.0.1", mon.server.port), timeout=5) as slow:
+    with socket.create_connection(("127.0.0.1", mon.port), timeout=5) as slow:
         slow.sendall(b"GET /api/snapshot HTTP/1.1\r\nHost: x")
         time.sleep(0.1)
         began = time.monotonic()
@@ -257,7 +257,7 @@ def test_absolute_form_target_with_broken_ipv6_host_is_a_client_error(
 @contextlib.contextmanager
 def open_stream(mon: stethoscope.Monitor) -> Iterator[tuple[socket.socket, bytes, bytes]]:
     """An /api/events connection: the socket, the response head, what followed it."""
-    with socket.create_connection(("127.0.0.1", mon.server.port), timeout=5) as sock:
+    with socket.create_connection(("127.0.0.1", mon.port), timeout=5) as sock:
         sock.sendall(stream_request(mon))
         buf = b""
         while b"\r\n\r\n" not in buf:
@@ -380,7 +380,7 @@ def test_stop_is_prompt_with_stalled_and_open_streams() -> None:
 
     with big_snapshots():
         mon = stethoscope.trace(port=0, quiet=True)
-        port = mon.server.port
+        port = mon.port
         readers = []
         try:
             for i in range(7):
@@ -440,7 +440,7 @@ def test_busy_explicit_port_raises_port_in_use_and_leaves_nothing_running() -> N
 
 def test_default_port_busy_falls_back_and_says_so(capfd: pytest.CaptureFixture[str]) -> None:
     with holding_default_port(), stethoscope.trace(quiet=False) as mon:
-        port = mon.server.port
+        port = mon.port
         assert port != 9999
         assert mon.url == f"http://127.0.0.1:{port}/?{tok(mon)}"
         status, _, body = get(mon, f"/api/snapshot?{tok(mon)}")
@@ -462,3 +462,47 @@ def test_non_loopback_bind_still_requires_token() -> None:
         # The Host check guards loopback binds only; the token still decides here.
         status, _, _ = get(mon, f"/api/snapshot?{tok(mon)}", headers={"Host": "evil.example"})
         assert status == 200
+
+
+def _whole_answer(mon: stethoscope.Monitor, data: bytes) -> bytes:
+    """Send a request without half-closing (as a browser or a fuzzer would) and read
+    until the server closes; a reset before the end fails the test."""
+    out = b""
+    with socket.create_connection(("127.0.0.1", mon.port), timeout=10) as sock:
+        sock.sendall(data)
+        while chunk := sock.recv(65536):
+            out += chunk
+    return out
+
+
+@pytest.mark.parametrize("request_line", [
+    # many words: "Bad request syntax", whose stdlib reason quotes the whole line
+    b"GET /" + b"\xfc\t" * 32_000 + b" HTTP/1.1",
+    b"GET /api/snapshot HTTP/1.\xfc",  # "Bad request version"
+])
+def test_an_unparsable_request_gets_one_short_line_whole(mon: stethoscope.Monitor,
+                                                         request_line: bytes) -> None:
+    headers = b"Content-Length: 5\r\nContent-Length: 7\r\n" + b"".join(
+        b"X-%d: y\r\n" % i for i in range(90))
+    for _ in range(5):  # a reset would lose the answer only some of the time
+        answer = _whole_answer(mon, request_line + b"\r\n" + headers + b"\r\n")
+        status_line, _, rest = answer.partition(b"\r\n")
+        _, _, body = rest.partition(b"\r\n\r\n")
+        assert status_line.startswith(b"HTTP/1.0 400 ") and status_line.isascii()
+        assert len(status_line) < 300, status_line[:100]
+        assert body.startswith(b"400 ") and body.endswith(b"\n") and body.count(b"\n") == 1
+        assert len(body) < 300, body[:100]
+
+
+def test_a_refused_request_with_an_unread_body_still_gets_the_whole_answer(
+        mon: stethoscope.Monitor) -> None:
+    body = b"x" * 4_000_000  # refused for its token before a byte of it is read
+    head = (f"POST /api/report?token=wrong-token HTTP/1.1\r\nHost: {host(mon)}\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n").encode()
+    with socket.create_connection(("127.0.0.1", mon.port), timeout=10) as sock:
+        sock.sendall(head + body[:1_000_000])  # more than the server reads
+        out = b""
+        while chunk := sock.recv(65536):
+            out += chunk
+    assert out.startswith(b"HTTP/1.0 403 "), out[:100]
+    assert out.endswith(b"\r\n\r\n403 missing or wrong token; open the URL stethoscope printed\n")

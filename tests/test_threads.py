@@ -105,7 +105,7 @@ def test_many_short_lived_threads_neither_leak_nor_crash() -> None:
         workloads.run_in_batches(time.sleep, (0.02,))
         time.sleep(0.5)
         snap = mon.snapshot()
-        sampler = next(c for c in mon._collectors if c.name == "sampler")
+        sampler = next(c for c in mon.collectors if c.name == "sampler")
         describer = sampler.describer  # type: ignore[attr-defined]
     alive = [t for t in snap.threads if t.alive]
     ended = [t for t in snap.threads if not t.alive]

@@ -11,13 +11,12 @@ See README.md for the whole API.
 from __future__ import annotations
 
 from . import files
+from ._version import __version__
 from .api import AlreadyRunningError, current, dump, stop, trace
 from .config import ConfigError
 from .model import Snapshot
 from .monitor import Monitor
 from .server import PortInUseError
-
-__version__ = "0.1.0"
 
 __all__ = [
     "AlreadyRunningError",

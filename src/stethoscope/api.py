@@ -1,4 +1,10 @@
-"""The process-wide entry points: trace(), stop(), current(). The one singleton."""
+"""The process-wide entry points: trace(), stop(), current(), dump(). The one singleton.
+
+This is also where monitors are put together: the program's (its server, and the
+part that follows children) in ``trace()``, a followed child's (its reporter:
+children/child.py) in ``start_child()``, which the start-up hook of a child
+(``start_from_env``, from stethoscope-children.pth) and the after-fork hook call.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +13,22 @@ import sys
 import threading
 from typing import TextIO
 
-from .child import ChildMonitor
-from .collectors.children import fork_method, startup_method
-from .config import CHILD_ENV, ChildLink, Config, Mode, new_token
+from ._stderr import write_stderr
+
+# Imported here, not where they are used: the after-fork hook runs in a forked
+# child, where an import may wait for ever on a lock held at fork time by a
+# thread that does not exist there.
+from .children.child import child_monitor
+from .children.follow import Following
+from .children.link import CHILD_ENV, ChildLink
+from .children.watch import fork_method, startup_method
+from .config import Config, Mode
 from .files import FileFilter
 from .files import user as _user_files
-from .monitor import Monitor, write_stderr
+from .model import Store
+from .monitor import Monitor
+from .monitor.outlet import ServerOutlet
+from .monitor.process import ProcessRecord
 
 
 class AlreadyRunningError(RuntimeError):
@@ -21,6 +37,8 @@ class AlreadyRunningError(RuntimeError):
 
 _lock = threading.Lock()
 _current: Monitor | None = None
+_link: ChildLink | None = None  # what a child of the current monitor reports with
+_is_child = False  # the current monitor is a followed child's
 _fork_hook_installed = False
 _env_read = False
 
@@ -45,24 +63,19 @@ def trace(
 ) -> Monitor:
     """Start monitoring this process and serving the page; return the Monitor.
 
-    ``port=None`` takes 9999, or a free port when 9999 is busy; an explicit port
-    that is busy raises PortInUseError; ``port=0`` takes any free port.
-    ``metrics_public=True`` serves ``GET /metrics`` (Prometheus) without the token,
-    for scrapers that cannot carry it; every other path still needs it.
-    ``record="run.stetho"`` also writes the snapshot stream and the sampled stacks
-    to that file (replay: ``stethoscope view run.stetho``; exports: ``stethoscope
-    export``); a bad path raises ConfigError before anything starts.
+    The keywords are the options of ``stethoscope.config.Config`` (a test keeps
+    the two identical). ``port=None`` takes 9999, or a free port when 9999 is
+    busy; an explicit port that is busy raises PortInUseError; ``port=0`` takes
+    any free port. ``metrics_public=True`` serves ``GET /metrics`` (Prometheus)
+    without the token, for scrapers that cannot carry it; every other path still
+    needs it. ``record="run.stetho"`` also writes the snapshot stream and the
+    sampled stacks to that file (replay: ``stethoscope view run.stetho``; exports:
+    ``stethoscope export``); a bad path raises ConfigError before anything starts.
     """
-    global _current
-    config = Config(
-        files=_user_files if files is None else files,
-        host=host, port=port, browser=browser, daemon=daemon, mode=mode,
-        processes=processes, token=new_token() if token is None else token,
-        sample_hz=sample_hz, window=window, quiet=quiet, hang_report=hang_report,
-        dump_signal=dump_signal, metrics_public=metrics_public, record=record,
-    )
+    config = Config.of(locals())
+    global _current, _link, _is_child
     with _lock:
-        if isinstance(_current, ChildMonitor) and _current.running:
+        if _is_child and _current is not None and _current.running:
             _current.stop()  # an explicit trace() in a followed child takes over
         if _current is not None and _current.running:
             raise AlreadyRunningError(
@@ -70,10 +83,19 @@ def trace(
                 f"call stethoscope.stop() before starting another"
             )
         _install_fork_hook()
-        monitor = Monitor(config, on_stop=_release)
+        monitor, following = _program_monitor(config)
         monitor.start()
-        _current = monitor
+        _current, _link, _is_child = monitor, following.link if following else None, False
     return monitor
+
+
+def _program_monitor(config: Config) -> tuple[Monitor, Following | None]:
+    store = Store(config.window)
+    outlet = ServerOutlet(config)  # binds: a busy port fails here, before any change
+    following = Following(config, store.activity) if config.processes else None
+    monitor = Monitor(config, store=store, outlet=outlet, process=ProcessRecord("main"),
+                      children=following, on_stop=_release)
+    return monitor, following
 
 
 def stop() -> None:
@@ -99,14 +121,12 @@ def dump(file: TextIO | None = None) -> str:
 
 
 def _standalone_dump() -> str:
-    import sys
     import time
 
     from .collectors.counting import is_own_thread
     from .collectors.cputime import ThreadCPU
     from .collectors.filters import Resolver
     from .collectors.threads import ThreadDescriber
-    from .model import Store
     from .render.threads import dump_report
 
     store = Store(window=1)
@@ -127,23 +147,23 @@ def current() -> Monitor | None:
 
 
 def _release(monitor: Monitor) -> None:
-    global _current
+    global _current, _link, _is_child
     if _current is monitor:
-        _current = None
+        _current, _link, _is_child = None, None, False
 
 
 def start_child(link: ChildLink, method: str, name: str = "") -> Monitor | None:
     """Monitor this child process and report to the program's monitor. Never raises:
     a child that cannot be followed runs on unmonitored, with one line on stderr."""
-    global _current
+    global _current, _link, _is_child
     try:
         with _lock:
             if _current is not None and _current.running:
                 return None
             _install_fork_hook()
-            monitor = ChildMonitor(link, method, name, on_stop=_release)
+            monitor = child_monitor(link, method, name, on_stop=_release)
             monitor.start()
-            _current = monitor
+            _current, _link, _is_child = monitor, link, True
             return monitor
     except Exception as exc:
         write_stderr(f"stethoscope: process {os.getpid()} is not monitored: "
@@ -169,14 +189,15 @@ def start_from_env() -> None:
 
 
 def _after_fork_in_child() -> None:
-    global _current, _lock
+    global _current, _lock, _link, _is_child
     _lock = threading.Lock()  # the parent may have held it while forking
-    monitor, _current = _current, None
+    monitor, link = _current, _link
+    _current, _link, _is_child = None, None, False
     if monitor is None or not monitor.running:
         return
     monitor.forget_after_fork()
-    if monitor.link is not None:
-        start_child(monitor.link, fork_method(sys._getframe(1)))
+    if link is not None:
+        start_child(link, fork_method(sys._getframe(1)))
 
 
 def _install_fork_hook() -> None:

@@ -1,7 +1,8 @@
-"""The command line: ``stethoscope run``, ``stethoscope demo``.
+"""The command line: ``stethoscope run``, ``demo``, ``view``, ``export``, ``top``.
 
-Options mirror ``trace()``'s parameters. Everything after the script (or after
-``-m module``) belongs to the target, untouched.
+The monitor's options are config.OPTIONS (trace()'s keywords) as flags. Everything
+after the script (or after ``-m module``) belongs to the target, untouched. Misuse
+is one line on stderr and exit status 2.
 """
 
 from __future__ import annotations
@@ -9,80 +10,46 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, NoReturn
 
-from . import __version__, files
-from .api import stop, trace
-from .config import MODES, Config, ConfigError, new_token, page_url
+from . import files
+from ._version import __version__
+from .config import OPTIONS, Config, ConfigError
 from .files import FileFilter
 from .runner import TargetError, reraise_silently, run_module, run_script
 from .server import PortInUseError
 
 PROG = "stethoscope"
+# The options `stethoscope view` takes: it serves a recording, so only how it serves.
+VIEW_OPTIONS = ("host", "port", "token", "browser")
 
 
-def _files_filter(spec: str) -> FileFilter:
-    try:
-        return files.parse(spec)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def _signal_number(name: str) -> int:
-    import signal
-
-    spec = name.upper()
-    if spec.isdigit():
-        return int(spec)
-    try:
-        return int(signal.Signals[spec if spec.startswith("SIG") else f"SIG{spec}"])
-    except KeyError:
-        raise argparse.ArgumentTypeError(f"{name!r} is not a signal name such as USR1") from None
-
-
-def _monitor_options(parser: argparse.ArgumentParser) -> None:
+def add_options(parser: argparse.ArgumentParser, names: Sequence[str] = tuple(OPTIONS)
+                ) -> set[str]:
+    """Options of Config as flags: ``--name`` (underscores as dashes), ``--no-name``
+    for a switch that is on by default. The flags that take a value are returned."""
     group = parser.add_argument_group("monitor options (as in stethoscope.trace())")
-    group.add_argument("--host", default="127.0.0.1",
-                       help="address to serve on (default: 127.0.0.1, loopback only)")
-    group.add_argument("--port", type=int, default=None,
-                       help="port to serve on (default: 9999, or a free one if busy; 0 = any)")
-    group.add_argument("--browser", action="store_true", help="open the page in a browser")
-    group.add_argument("--mode", choices=MODES, default="auto",
-                       help="sample: sampled time; lines (3.12+): every line that ran, "
-                            "in windows of 0.2 s; trace: exact line counts; auto (default): "
-                            "sample + lines on 3.12+, sample before")
-    group.add_argument("--files", type=_files_filter, default=files.user, metavar="FILTER",
-                       help="which files to show: user (default), all, contains:PART[,PART], "
-                            "regex:PATTERN")
-    group.add_argument("--keep-serving", action="store_true",
-                       help="keep serving the final picture after the program ends, until "
-                            "Ctrl+C (daemon=False)")
-    group.add_argument("--token", default=None, help="access token (default: a random one)")
-    group.add_argument("--sample-hz", type=float, default=100.0,
-                       help="stack samples per second (default: 100)")
-    group.add_argument("--window", type=int, default=10,
-                       help="seconds of recent heat (default: 10)")
-    group.add_argument("--quiet", action="store_true", help="do not print the URL")
-    group.add_argument("--no-processes", dest="processes", action="store_false",
-                       help="do not follow child processes (default: follow multiprocessing "
-                            "and Python subprocess children)")
-    group.add_argument("--hang-report", type=float, default=3.0, metavar="SECONDS",
-                       help="when the main thread has finished but non-daemon threads keep the "
-                            "process alive, report them on stderr after this long "
-                            "(default: 3; 0: never)")
-    group.add_argument("--dump-signal", type=_signal_number, default=None, metavar="SIGNAL",
-                       help="print the thread report when this signal arrives, e.g. USR1")
-    group.add_argument("--metrics-public", action="store_true",
-                       help="serve /metrics (Prometheus) without the token; every other "
-                            "path still needs it")
-    group.add_argument("--record", default=None, metavar="FILE",
-                       help="also write what the page shows, over the whole run, to FILE: "
-                            "replay it with stethoscope view FILE, export it with "
-                            "stethoscope export FILE")
+    takes_value: set[str] = set()
+    for name in names:
+        option = OPTIONS[name]
+        spelled = name.replace("_", "-")
+        default = Config.__dataclass_fields__[name].default
+        if isinstance(default, bool):
+            flags = [f"--no-{spelled}" if default else f"--{spelled}", *option.aliases]
+            group.add_argument(*flags, dest=name, default=default, help=option.help,
+                               action="store_false" if default else "store_true")
+            continue
+        flags = [f"--{spelled}", *option.aliases]
+        takes_value.update(flags)
+        # None: not given (files.user, a random token: what trace() does with None)
+        given = None if name in ("files", "token") else default
+        group.add_argument(*flags, dest=name, default=given, type=option.parse or str,
+                           choices=option.choices, metavar=option.metavar, help=option.help)
+    return takes_value
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser() -> tuple[argparse.ArgumentParser, set[str]]:
     parser = argparse.ArgumentParser(
         prog=PROG, description="Watch a running Python program live.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -91,12 +58,13 @@ def _parser() -> argparse.ArgumentParser:
     run = commands.add_parser(
         "run", help="run a script or module under the monitor",
         usage=f"{PROG} run [options] (script.py | -m module) [args ...]")
-    _monitor_options(run)
+    run_values = add_options(run)
     run.add_argument("-m", dest="module", metavar="MODULE", help="run a library module")
     run.add_argument("--tui", action="store_true",
                      help="watch it in a full-screen terminal view (needs stethoscope[tui]); "
                           "the program runs in a child process, its output goes to a log")
     run.add_argument("--url-file", default=None, help=argparse.SUPPRESS)
+    run_values.add("--url-file")
     top = commands.add_parser(
         "top", help="watch a running monitor in a full-screen terminal view "
                     "(needs stethoscope[tui])")
@@ -104,19 +72,14 @@ def _parser() -> argparse.ArgumentParser:
                      help="the URL the monitor printed: http://127.0.0.1:PORT/?token=T")
     top.add_argument("--token", default=None, help="the token, when the URL has none")
     demo = commands.add_parser("demo", help="run a bundled workload to see every panel at work")
-    _monitor_options(demo)
+    add_options(demo)
     demo.add_argument("--duration", type=float, default=None,
                       help="seconds to run (default: until Ctrl+C)")
     view = commands.add_parser(
         "view", help="serve a recording (made with --record FILE) on the same page, "
                      "with a timeline to scrub and play it back")
     view.add_argument("file", metavar="FILE", help="the recording")
-    view.add_argument("--host", default="127.0.0.1",
-                      help="address to serve on (default: 127.0.0.1, loopback only)")
-    view.add_argument("--port", type=int, default=None,
-                      help="port to serve on (default: 9999, or a free one if busy; 0 = any)")
-    view.add_argument("--token", default=None, help="access token (default: a random one)")
-    view.add_argument("--browser", action="store_true", help="open the page in a browser")
+    add_options(view, VIEW_OPTIONS)
     export = commands.add_parser(
         "export", help="convert a recording (made with --record FILE) for other tools: "
                        "speedscope, Chrome trace, or a text/JSON summary for CI logs")
@@ -128,14 +91,11 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("-o", "--output", default=None, metavar="OUT",
                         help="where to write ('-': stdout); default: stdout for text and "
                              "json, FILE with .speedscope.json / .trace.json for the others")
-    return parser
+    return parser, run_values
 
 
-def _split_target(argv: list[str]) -> tuple[list[str], list[str]]:
+def _split_target(argv: list[str], takes_value: set[str]) -> tuple[list[str], list[str]]:
     """Options for us, and the target's words: the script or ``-m module`` and its args."""
-    takes_value = {"--host", "--port", "--mode", "--files", "--token", "--sample-hz",
-                   "--window", "--duration", "--hang-report", "--dump-signal", "--record",
-                   "--url-file"}
     for i, word in enumerate(argv):
         if word == "-m":
             return argv[:i + 2], argv[i + 2:]
@@ -148,9 +108,9 @@ def _split_target(argv: list[str]) -> tuple[list[str], list[str]]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = _parser()
+    parser, run_values = _parser()
     if argv and argv[0] == "run":
-        ours, target = _split_target(argv[1:])
+        ours, target = _split_target(argv[1:], run_values)
         args = parser.parse_args(["run", *ours])
         if args.module is None:
             if not target:
@@ -162,87 +122,40 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run_tui(args, ours, target)
     else:
         args = parser.parse_args(argv)
-    if args.command == "run":
-        return _run(parser, args)
-    if args.command == "top":
-        return _top(parser, args)
-    if args.command == "view":
-        return _view(parser, args)
-    if args.command == "export":
-        return _export(parser, args)
-    return _demo(parser, args)
+    commands: dict[str, Callable[[argparse.ArgumentParser, argparse.Namespace], int]] = {
+        "run": _run, "top": _top, "view": _view, "export": _export, "demo": _demo}
+    return commands[args.command](parser, args)
 
 
-EXPORT_FORMATS = ("speedscope", "chrome", "text", "json")
-EXPORT_SUFFIXES = {"speedscope": ".speedscope.json", "chrome": ".trace.json"}
+def _fail(parser: argparse.ArgumentParser, message: object) -> NoReturn:
+    parser.exit(2, f"{PROG}: error: {message}\n")
 
 
-def _export(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
-    """``stethoscope export FILE --format F [-o OUT]``: every failure is one line, exit 2."""
-    import json
-
-    from . import export
-    from .recording import RecordingError, read
-
-    if args.format not in EXPORT_FORMATS:
-        parser.exit(2, f"{PROG}: error: unknown format {args.format!r}; choose one of "
-                       f"{', '.join(EXPORT_FORMATS)}\n")
-    try:
-        rec = read(args.file)
-    except RecordingError as exc:
-        parser.exit(2, f"{PROG}: error: {exc}\n")
-    if args.format == "text":
-        text = export.to_text(rec)
-    elif args.format == "json":
-        text = json.dumps(export.to_summary(rec), indent=2) + "\n"
-    elif args.format == "speedscope":
-        text = json.dumps(export.to_speedscope(rec), separators=(",", ":"))
-    else:
-        text = json.dumps(export.to_chrome(rec), separators=(",", ":"))
-    out = args.output
-    if out is None and args.format in EXPORT_SUFFIXES:
-        out = os.path.splitext(args.file)[0] + EXPORT_SUFFIXES[args.format]
-    if out is None or out == "-":
-        sys.stdout.write(text)
-        sys.stdout.flush()
-    else:
-        try:
-            with open(out, "w", encoding="utf-8") as f:
-                f.write(text)
-        except OSError as exc:
-            parser.exit(2, f"{PROG}: error: cannot write {out!r}: {exc.strerror}\n")
-        sys.stderr.write(f"{PROG}: wrote {args.format} export to {out}\n")
-    if rec.truncated:
-        sys.stderr.write(f"{PROG}: note: {args.file} was cut off (the program was killed); "
-                         f"its last moments are missing\n")
-    return 0
-
-
-def _settings(args: argparse.Namespace, file_filter: FileFilter) -> dict[str, Any]:
-    return {"files": file_filter, "host": args.host, "port": args.port,
-            "browser": args.browser, "daemon": not args.keep_serving, "mode": args.mode,
-            "token": args.token, "sample_hz": args.sample_hz, "window": args.window,
-            "quiet": args.quiet, "hang_report": args.hang_report,
-            "dump_signal": args.dump_signal, "processes": args.processes,
-            "metrics_public": args.metrics_public, "record": args.record}
+def _settings(args: argparse.Namespace, names: Sequence[str] = tuple(OPTIONS)
+              ) -> dict[str, Any]:
+    """trace()'s keywords, from the command line."""
+    return {name: getattr(args, name) for name in names}
 
 
 def _start(parser: argparse.ArgumentParser, settings: dict[str, Any]) -> None:
+    from .api import trace
+
     try:
         trace(**settings)
     except (ConfigError, PortInUseError, OSError) as exc:
-        parser.exit(2, f"{PROG}: error: {exc}\n")
+        _fail(parser, exc)
 
 
 def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
-    settings = _settings(args, args.files)
+    from .api import stop
+
+    settings = _settings(args)
     try:  # bad options first, as python would complain about them before the file
-        Config(**{**settings, "token": settings["token"] or new_token()})
+        Config.of(settings)
     except ConfigError as exc:
-        parser.exit(2, f"{PROG}: error: {exc}\n")
+        _fail(parser, exc)
     if args.script is not None and not os.path.exists(args.script):
-        parser.exit(2, f"{PROG}: error: can't open file "
-                       f"{os.path.abspath(args.script)!r}: no such file\n")
+        _fail(parser, f"can't open file {os.path.abspath(args.script)!r}: no such file")
     _start(parser, settings)
     if args.url_file is not None:
         _write_url_file(args.url_file)
@@ -253,7 +166,7 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
             run_script(args.script, args.args)
     except TargetError as exc:
         stop()
-        parser.exit(2, f"{PROG}: error: {exc}\n")
+        _fail(parser, exc)
     except SystemExit:
         raise
     except BaseException as exc:
@@ -301,19 +214,19 @@ def _demo(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     from .demo import workload
 
     demo_dir = os.path.dirname(os.path.abspath(workload.__file__))
-    chosen = args.files
+    chosen: FileFilter | None = args.files
     # The demo lives inside the package (site-packages, once installed): show it.
     # A filter of the files module also reaches the demo's child process.
     show_demo = files.path_contains(demo_dir + os.sep)
     demo_filter = show_demo
-    if chosen is not files.user:
+    if chosen is not None and chosen is not files.user:
 
         def demo_or_chosen(path: str) -> bool:
             return show_demo(path) or chosen(path)
 
         demo_filter = demo_or_chosen
 
-    _start(parser, _settings(args, demo_filter))
+    _start(parser, {**_settings(args), "files": demo_filter})
     script_args = [] if args.duration is None else ["--duration", str(args.duration)]
     try:
         run_script(workload.__file__, script_args)
@@ -326,24 +239,22 @@ def _demo(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
 
 def _view(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     """Serve a recording until Ctrl+C or SIGTERM."""
-    import signal
     import threading
 
-    from .config import DEFAULT_PORT
-    from .monitor import warn_if_exposed
-    from .recording import RecordingError, read
-    from .replay import ReplayBackend
-    from .server.httpd import Server
+    from .config import DEFAULT_PORT, page_url
+    from .monitor.signals import wait_for_end
+    from .recordings.file import RecordingError, read
+    from .recordings.replay import ReplayBackend
+    from .server.httpd import Server, warn_if_exposed
 
     try:
-        config = Config(host=args.host, port=args.port, token=args.token or new_token())
+        config = Config.of(_settings(args, VIEW_OPTIONS))
         recording = read(args.file)
-        server = Server(ReplayBackend(recording), host=config.host,
-                        port=DEFAULT_PORT if config.port is None else config.port,
-                        token=config.token, fallback_port=config.port is None,
-                        loopback=config.loopback)
+        server = Server(host=config.host, port=DEFAULT_PORT if config.port is None
+                        else config.port, token=config.token,
+                        fallback_port=config.port is None, loopback=config.loopback)
     except (ConfigError, RecordingError, PortInUseError, OSError) as exc:
-        parser.exit(2, f"{PROG}: error: {exc}\n")
+        _fail(parser, exc)
     url = page_url(config.host, server.port, config.token)
     span = recording.times[-1] - recording.times[0]
     cut = " (cut off: the recorded process did not finish it)" if recording.truncated else ""
@@ -352,19 +263,44 @@ def _view(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
                      f"Ctrl+C to stop\n")
     sys.stderr.flush()
     warn_if_exposed(config.host)
-    ended = threading.Event()
-    previous = signal.signal(signal.SIGTERM, lambda signum, frame: ended.set())
-    server.start()
-    if args.browser:
+    server.start(ReplayBackend(recording))
+    if config.browser:
         import webbrowser
 
         webbrowser.open(url)
     try:
-        while not ended.wait(0.5):
-            pass
-    except KeyboardInterrupt:
-        pass
+        wait_for_end(threading.Event(), poll=0.5)
     finally:
-        signal.signal(signal.SIGTERM, previous)
         server.stop()
+    return 0
+
+
+def _export(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    """``stethoscope export FILE --format F [-o OUT]``: every failure is one line, exit 2."""
+    from .recordings.export import FORMATS, SUFFIXES, render
+    from .recordings.file import RecordingError, read
+
+    if args.format not in FORMATS:
+        _fail(parser, f"unknown format {args.format!r}; choose one of {', '.join(FORMATS)}")
+    try:
+        rec = read(args.file)
+    except RecordingError as exc:
+        _fail(parser, exc)
+    text = render(rec, args.format)
+    out = args.output
+    if out is None and args.format in SUFFIXES:
+        out = os.path.splitext(args.file)[0] + SUFFIXES[args.format]
+    if out is None or out == "-":
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    else:
+        try:
+            with open(out, "w", encoding="utf-8") as f:
+                f.write(text)
+        except OSError as exc:
+            _fail(parser, f"cannot write {out!r}: {exc.strerror}")
+        sys.stderr.write(f"{PROG}: wrote {args.format} export to {out}\n")
+    if rec.truncated:
+        sys.stderr.write(f"{PROG}: note: {args.file} was cut off (the program was killed); "
+                         f"its last moments are missing\n")
     return 0

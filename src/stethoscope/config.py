@@ -1,28 +1,51 @@
-"""The monitor's settings: one frozen, validated record built by ``trace()``."""
+"""The monitor's settings: one frozen, validated record, and the one list of options.
+
+Every option is a field of ``Config``, declared once with what the other places
+need to know of it: its help text, how the command line spells and parses it,
+and whether a followed child process shares it. ``trace()``'s keywords, the CLI's
+flags (``cli.add_options``) and the child link (``children/link.py``) are all
+derived from these fields, so an option is added in one place (and in
+``trace()``'s signature, which a test keeps identical to the fields).
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
-import json
 import os
 import signal
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
 
 from . import files as _files
-from .files import FileFilter, FileSpec
+from .files import FileFilter
 
 Mode = Literal["auto", "sample", "lines", "trace"]
 MODES: tuple[str, ...] = get_args(Mode)
 DEFAULT_PORT = 9999
-# Set in the environment while a monitor follows child processes: a Python child
-# that has stethoscope installed reads it at start-up (stethoscope-children.pth)
-# and reports to the monitor it names.
-CHILD_ENV = "STETHOSCOPE_CHILD"
 
 
 class ConfigError(ValueError):
     """A bad argument to ``trace()`` or the CLI; the message says what to pass instead."""
+
+
+@dataclass(frozen=True, slots=True)
+class Option:
+    """How an option of Config appears outside Python: on the command line, and
+    in the settings a followed child process takes from the program's monitor."""
+
+    help: str
+    metavar: str | None = None
+    parse: Callable[[str], Any] | None = None  # the CLI's reading of the value
+    choices: tuple[str, ...] | None = None
+    aliases: tuple[str, ...] = ()  # more spellings of the flag
+    child: bool = False  # a followed child runs with the program's value
+
+
+def _how(**how: Any) -> dict[str, Option]:
+    """A field's metadata: how the option appears outside Python."""
+    return {"option": Option(**how)}
 
 
 def check_mode(mode: object) -> None:
@@ -58,29 +81,78 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def parse_files(text: str) -> FileFilter:
+    """The command line's files filter (files.parse), as argparse wants its errors."""
+    import argparse
+
+    try:
+        return _files.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def parse_signal(name: str) -> int:
+    """A signal by name (USR1, SIGUSR1) or number, as argparse wants its errors."""
+    import argparse
+
+    spec = name.upper()
+    if spec.isdigit():
+        return int(spec)
+    try:
+        return int(signal.Signals[spec if spec.startswith("SIG") else f"SIG{spec}"])
+    except KeyError:
+        raise argparse.ArgumentTypeError(f"{name!r} is not a signal name such as USR1") from None
+
+
 @dataclass(frozen=True, slots=True)
 class Config:
-    files: FileFilter = _files.user
-    host: str = "127.0.0.1"
+    files: FileFilter = field(default=_files.user, metadata=_how(
+        metavar="FILTER", parse=parse_files, child=True,
+        help="which files to show: user (default), all, contains:PART[,PART], regex:PATTERN"))
+    host: str = field(default="127.0.0.1", metadata=_how(
+        help="address to serve on (default: 127.0.0.1, loopback only)"))
     # None: DEFAULT_PORT, or a free port when that one is busy. An explicit port
     # that is busy is an error; 0 asks the OS for a free port.
-    port: int | None = None
-    browser: bool = False
-    daemon: bool = True
-    mode: Mode = "auto"
-    processes: bool = True
-    token: str = field(default_factory=new_token)
-    sample_hz: float = 100.0
-    window: int = 10
-    quiet: bool = False
+    port: int | None = field(default=None, metadata=_how(
+        parse=int, help="port to serve on (default: 9999, or a free one if busy; 0 = any)"))
+    browser: bool = field(default=False, metadata=_how(help="open the page in a browser"))
+    daemon: bool = field(default=True, metadata=_how(
+        aliases=("--keep-serving",),
+        help="keep serving the final picture after the program ends, until Ctrl+C "
+             "(daemon=False)"))
+    mode: Mode = field(default="auto", metadata=_how(
+        choices=MODES, child=True,
+        help="sample: sampled time; lines (3.12+): every line that ran, in windows of "
+             "0.2 s; trace: exact line counts; auto (default): sample + lines on 3.12+, "
+             "sample before"))
+    processes: bool = field(default=True, metadata=_how(
+        help="do not follow child processes (default: follow multiprocessing and Python "
+             "subprocess children)"))
+    token: str = field(default_factory=new_token, metadata=_how(
+        help="access token (default: a random one)"))
+    sample_hz: float = field(default=100.0, metadata=_how(
+        parse=float, child=True, help="stack samples per second (default: 100)"))
+    window: int = field(default=10, metadata=_how(
+        parse=int, child=True, help="seconds of recent heat (default: 10)"))
+    quiet: bool = field(default=False, metadata=_how(help="do not print the URL"))
     # Seconds after the main thread finished before the report on the threads
     # that hold the exit is printed; 0 turns it off.
-    hang_report: float = 3.0
-    dump_signal: int | None = None  # e.g. signal.SIGUSR1: print the thread report
+    hang_report: float = field(default=3.0, metadata=_how(
+        parse=float, metavar="SECONDS", child=True,
+        help="when the main thread has finished but non-daemon threads keep the process "
+             "alive, report them on stderr after this long (default: 3; 0: never)"))
+    dump_signal: int | None = field(default=None, metadata=_how(  # e.g. signal.SIGUSR1
+        parse=parse_signal, metavar="SIGNAL",
+        help="print the thread report when this signal arrives, e.g. USR1"))
     # Serve GET /metrics (Prometheus) without the token; every other path still needs it.
-    metrics_public: bool = False
-    # Write the snapshot stream and sampled stacks to this file (recording.py).
-    record: str | None = None
+    metrics_public: bool = field(default=False, metadata=_how(
+        help="serve /metrics (Prometheus) without the token; every other path still "
+             "needs it"))
+    # Write the snapshot stream and sampled stacks to this file (recordings/file.py).
+    record: str | None = field(default=None, metadata=_how(
+        metavar="FILE",
+        help="also write what the page shows, over the whole run, to FILE: replay it "
+             "with stethoscope view FILE, export it with stethoscope export FILE"))
 
     def __post_init__(self) -> None:
         if not callable(self.files):
@@ -126,73 +198,22 @@ class Config:
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"{name} must be True or False, not {getattr(self, name)!r}")
 
+    @classmethod
+    def of(cls, options: Mapping[str, Any]) -> Config:
+        """A Config from trace()'s keywords or the CLI's: a None ``files`` or ``token``
+        means the default (files.user, a random token)."""
+        given = {k: v for k, v in options.items()
+                 if not (k in ("files", "token") and v is None)}
+        unknown = sorted(set(given) - set(OPTIONS))
+        if unknown:
+            raise ConfigError(f"unknown option {unknown[0]!r}; the options are "
+                              f"{', '.join(OPTIONS)}")
+        return cls(**given)
+
     @property
     def loopback(self) -> bool:
         return is_loopback(self.host)
 
 
-@dataclass(frozen=True, slots=True)
-class ChildLink:
-    """What a child process needs to monitor itself and report to the program's monitor."""
-
-    host: str
-    port: int
-    token: str
-    mode: Mode
-    files: FileSpec | None  # None: the parent's filter is the user's own callable
-    sample_hz: float
-    window: int
-    hang_report: float
-
-    @classmethod
-    def of(cls, config: Config, port: int) -> ChildLink:
-        return cls(_numeric(config.host), port, config.token, config.mode,
-                   _files.spec_of(config.files), config.sample_hz, config.window,
-                   config.hang_report)
-
-    def to_env(self) -> str:
-        return json.dumps({"v": 1, "host": self.host, "port": self.port, "token": self.token,
-                           "mode": self.mode, "files": self.files, "sample_hz": self.sample_hz,
-                           "window": self.window, "hang_report": self.hang_report})
-
-    @classmethod
-    def from_env(cls, text: str) -> ChildLink:
-        """ValueError when the text is not a link this version understands."""
-        try:
-            d = json.loads(text)
-            if d.get("v") != 1:
-                raise ValueError(f"version {d.get('v')!r}")
-            files = tuple(str(part) for part in d["files"]) if d["files"] is not None else None
-            link = cls(str(d["host"]), int(d["port"]), str(d["token"]), d["mode"], files,
-                       float(d["sample_hz"]), int(d["window"]), float(d["hang_report"]))
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
-            raise ValueError(f"{CHILD_ENV} is not understood: {exc}") from None
-        link.config()  # validates
-        return link
-
-    def config(self) -> Config:
-        """The child's own settings: the parent's, quiet, never holding the exit."""
-        try:
-            files = _files.from_spec(self.files) if self.files is not None else _files.user
-            return Config(files=files, host=self.host, port=self.port, mode=self.mode,
-                          token=self.token, sample_hz=self.sample_hz, window=self.window,
-                          hang_report=self.hang_report, quiet=True, daemon=True)
-        except ConfigError as exc:
-            raise ValueError(f"{CHILD_ENV} is not understood: {exc}") from None
-
-
-def _numeric(host: str) -> str:
-    """A numeric address for ``host``: children connect without name lookups."""
-    if host in ("", "0.0.0.0", "localhost"):
-        return "127.0.0.1"
-    if host == "::":
-        return "::1"
-    try:
-        return str(ipaddress.ip_address(host.strip("[]")))
-    except ValueError:
-        import socket
-
-        try:
-            return str(socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)[0][4][0])
-        except OSError:
-            return host
+# The options, in declaration order: name -> how it appears outside Python.
+OPTIONS: dict[str, Option] = {f.name: f.metadata["option"] for f in dataclasses.fields(Config)}

@@ -17,13 +17,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .snapshot import LINE_FIELDS, HeatKind, Snapshot, ThreadInfo
+from .heat import HEAT_KINDS, HeatKind
+from .snapshot import LINE_FIELDS, Snapshot, ThreadInfo
 
-KINDS = ("self", "hits", "ran")  # what add() takes; the heat kinds in LINE_FIELDS' terms
+# What add() takes: the heat kinds by the stem of their line fields (self, hits, ran).
+KINDS = tuple(kind.stem for kind in HEAT_KINDS.values())
 MAX_POINTS = 600  # points kept live (10 minutes at 1 s), and served at most
 MAX_FILES = 20
 MAX_THREADS = 30
-_HEAT_KIND = {"time": "self", "hits": "hits", "ran": "ran"}
 _TOTAL_INDEX = {kind: LINE_FIELDS.index(f"{kind}_total") for kind in KINDS}
 
 
@@ -95,7 +96,7 @@ class Activity:
             names = dict(self._names)
         step = max(1, -(-len(points) // max_points))  # ceil: merge this many per output point
         groups = [points[i:i + step] for i in range(0, len(points), step)]
-        slot = KINDS.index(_HEAT_KIND[heat])
+        slot = KINDS.index(HEAT_KINDS[heat].stem)
         per_file: dict[str, list[int]] = {}
         for g, group in enumerate(groups):
             for point in group:

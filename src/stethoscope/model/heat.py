@@ -1,15 +1,21 @@
-"""Counts per key in a ring of one-second buckets: recent heat and running totals.
+"""Heat: counts per key in a ring of one-second buckets, and the kinds of heat.
 
-Memory is bounded by the number of distinct keys times the window, never by run
-time: a bucket older than the window is subtracted from the recent sums and
-dropped. Not thread-safe; the Store serialises access.
+``HeatRing`` keeps recent heat and running totals. Memory is bounded by the number
+of distinct keys times the window, never by run time: a bucket older than the
+window is subtracted from the recent sums and dropped. Not thread-safe; the Store
+serialises access.
+
+``HEAT_KINDS`` is the one table of the kinds of heat (sampled time, exact hits,
+windows a line ran in): which line fields each reads and what its figures are
+called. Snapshots carry it, so clients never restate it.
 """
 
 from __future__ import annotations
 
 from collections import deque
 from collections.abc import Hashable, Iterable, Mapping
-from typing import Generic, TypeVar
+from dataclasses import dataclass
+from typing import Any, Generic, Literal, TypeVar
 
 K = TypeVar("K", bound=Hashable)
 
@@ -60,3 +66,56 @@ class HeatRing(Generic[K]):
 
     def __len__(self) -> int:
         return len(self._totals)
+
+
+# -- the kinds of heat ------------------------------------------------------------
+
+HeatKind = Literal["time", "hits", "ran"]
+
+
+@dataclass(frozen=True, slots=True)
+class HeatKindInfo:
+    """One kind of heat: what the page colours by, and the words for it.
+
+    The one statement of these facts: snapshots carry the table (``heat_kinds``),
+    and the page, the terminal view and the exports read it from there.
+    """
+
+    name: HeatKind
+    stem: str  # its line fields are f"{stem}_recent" and f"{stem}_total"
+    exact: bool  # counts of what happened (no inclusive fallback), not samples
+    unit: str  # a line's figure
+    file_unit: str  # a file's sum of its lines' figures
+    short_unit: str  # a column heading in the terminal
+    title: str  # what "the hottest lines by ..." ranks by
+
+    @property
+    def recent(self) -> str:
+        return f"{self.stem}_recent"
+
+    @property
+    def total(self) -> str:
+        return f"{self.stem}_total"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"recent": self.recent, "total": self.total, "exact": self.exact,
+                "unit": self.unit, "file_unit": self.file_unit,
+                "short_unit": self.short_unit, "title": self.title}
+
+
+HEAT_KINDS: dict[str, HeatKindInfo] = {info.name: info for info in (
+    HeatKindInfo("time", "self", False, "self samples", "self samples", "samples",
+                 "sampled CPU time"),
+    HeatKindInfo("hits", "hits", True, "executions", "executions", "hits",
+                 "executions (trace mode)"),
+    HeatKindInfo("ran", "ran", True, "windows ran in",
+                 "line-windows (lines × windows each ran in)", "windows",  # noqa: RUF001
+                 "0.2 s windows a line ran in (lines mode)"),
+)}
+HEAT_KINDS_JSON: dict[str, dict[str, Any]] = {k: v.to_dict() for k, v in HEAT_KINDS.items()}
+
+
+def heat_for_mode(mode: str) -> HeatKind:
+    """The heat a running mode produces: exact counts in trace mode, the windows a
+    line ran in in lines mode alone, sampled time otherwise (sample+lines included)."""
+    return "hits" if mode == "trace" else "ran" if mode == "lines" else "time"

@@ -1,10 +1,7 @@
-"""Child processes: the report a child sends its parent, and the parent's table of them.
+"""The program's table of its child processes, and their combined picture.
 
-A followed child monitors itself and sends its parent a ``ChildReport`` a couple
-of times a second and once more, marked final, as it exits. Reports are JSON in a
-versioned format (never pickle: the parent must not run what a report says). The
-parent keeps the latest report per process in a ``ProcessTable``; ``combine()``
-sums the heat of every process into one picture.
+The parent keeps the latest report (model/report.py) per process in a
+``ProcessTable``; ``combine()`` sums the heat of every process into one picture.
 
 Memory stays bounded however many children come and go: only the newest
 ``MAX_ENDED`` ended children are listed; older ones are retired into running
@@ -13,7 +10,6 @@ totals, so the combined totals never lose their counts.
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 from collections.abc import Iterable, Sequence
@@ -21,8 +17,10 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from .activity import KINDS, Activity, file_totals
+from .report import MAX_SOURCE_CHARS, ChildReport, ReportError
 from .snapshot import (
     LINE_FIELDS,
+    MAX_NOTES,
     FileHeat,
     LineRow,
     NowLine,
@@ -32,68 +30,13 @@ from .snapshot import (
     order_files,
 )
 
-REPORT_VERSION = 1
-MODE_HEADER = "X-Stethoscope-Mode"  # in the answer to a report: the mode to run in
 MAX_ENDED = 100  # ended children listed; older ones only count in the totals
 MAX_SOURCES = 5000  # child-only source files kept for the page
-MAX_SOURCE_CHARS = 2_000_000  # a bigger file is not sent
-MAX_NOTES = 20
 
 # Indexes into a LineRow of the "total" fields (hits, self, incl).
 _TOTALS = tuple(i for i, name in enumerate(LINE_FIELDS) if name.endswith("_total"))
 _RECENT = tuple(i for i, name in enumerate(LINE_FIELDS) if name.endswith("_recent"))
 _LATEST = tuple(i for i, name in enumerate(LINE_FIELDS) if name.endswith("_last_ms"))
-
-
-class ReportError(ValueError):
-    """A child report that cannot be read; the message says what is wrong."""
-
-
-@dataclass(frozen=True, slots=True)
-class ChildReport:
-    instance: str  # random per child monitor: an exec'd process keeps its pid
-    seq: int  # increases with each report from one instance
-    final: bool  # sent on the way out; nothing follows it
-    process: ProcessInfo
-    snapshot: Snapshot
-    sources: tuple[tuple[str, str, str], ...] = ()  # (file id, path, text) not sent before
-
-    def to_json(self) -> bytes:
-        return json.dumps({
-            "report": REPORT_VERSION,
-            "instance": self.instance,
-            "seq": self.seq,
-            "final": self.final,
-            "process": self.process.to_dict(),
-            "snapshot": self.snapshot.to_dict(),
-            "sources": [list(s) for s in self.sources],
-        }, separators=(",", ":")).encode()
-
-    @classmethod
-    def from_json(cls, data: bytes) -> ChildReport:
-        try:
-            d = json.loads(data)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise ReportError(f"report is not JSON: {exc}") from None
-        except RecursionError:
-            raise ReportError("report is malformed: nested too deeply") from None
-        if not isinstance(d, dict) or d.get("report") != REPORT_VERSION:
-            version = d.get("report") if isinstance(d, dict) else None
-            raise ReportError(f"report version {version!r} is not supported "
-                              f"(this stethoscope reads version {REPORT_VERSION})")
-        try:
-            sources = tuple((str(fid), str(path), str(text)) for fid, path, text in d["sources"])
-            report = cls(str(d["instance"]), int(d["seq"]), bool(d["final"]),
-                         ProcessInfo.from_dict(d["process"]), Snapshot.from_dict(d["snapshot"]),
-                         sources)
-        except ValueError as exc:
-            raise ReportError(f"report is malformed: {exc}") from None
-        except (KeyError, TypeError, IndexError, AttributeError, OverflowError,
-                RecursionError) as exc:  # e.g. a seq of 1e400 (infinity), or deep nesting
-            raise ReportError(f"report is malformed: {type(exc).__name__}: {exc}") from None
-        if report.process.pid != report.snapshot.pid:
-            raise ReportError("report is malformed: process and snapshot pids differ")
-        return report
 
 
 @dataclass(slots=True)

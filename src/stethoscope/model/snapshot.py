@@ -10,9 +10,12 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, get_args
+
+from .heat import HEAT_KINDS, HEAT_KINDS_JSON, HeatKind
 
 SCHEMA_VERSION = 3
+MAX_NOTES = 20  # notes a snapshot holds at most
 
 LINE_FIELDS: tuple[str, ...] = (
     "line",
@@ -30,8 +33,7 @@ LINE_FIELDS: tuple[str, ...] = (
 LineRow = tuple[int, ...]
 
 State = Literal["running", "main-finished", "stopped"]
-# What the page colours by: exact counts, sampled time, or windows a line ran in.
-HeatKind = Literal["time", "hits", "ran"]
+STATES: tuple[str, ...] = get_args(State)
 
 
 # Checked reading: snapshots also arrive from child processes, so from_dict() takes
@@ -211,11 +213,10 @@ class FileHeat:
 
 def order_files(files: list[FileHeat], heat: HeatKind) -> list[FileHeat]:
     """Most active first: the chosen heat (recent, then total), then the other kind."""
-    primary = {"hits": ("hits_recent", "hits_total"), "ran": ("ran_recent", "ran_total"),
-               "time": ("self_recent", "self_total")}[heat]
+    kind = HEAT_KINDS[heat]
     return sorted(
         files,
-        key=lambda f: (f.sum(primary[0]), f.sum(primary[1]), f.sum("incl_recent"),
+        key=lambda f: (f.sum(kind.recent), f.sum(kind.total), f.sum("incl_recent"),
                        f.sum("incl_total"), f.path),
         reverse=True,
     )
@@ -324,6 +325,7 @@ class Snapshot:
             "mode": self.mode,
             "requested_mode": self.requested_mode,
             "heat": self.heat,
+            "heat_kinds": HEAT_KINDS_JSON,
             "window": self.window,
             "sample_hz": {
                 "requested": self.sample_hz_requested,
@@ -352,9 +354,9 @@ class Snapshot:
             )
         if tuple(d["line_fields"]) != LINE_FIELDS:
             raise ValueError(f"unexpected line_fields {d['line_fields']!r}")
-        if d["state"] not in ("running", "main-finished", "stopped"):
+        if d["state"] not in STATES:
             raise ValueError(f"unknown state {d['state']!r:.40}")
-        if d["heat"] not in ("time", "hits", "ran"):
+        if d["heat"] not in HEAT_KINDS:
             raise ValueError(f"unknown heat {d['heat']!r:.40}")
         hz, windows = d["sample_hz"], d["ran_windows"]
         return cls(

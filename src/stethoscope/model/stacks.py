@@ -13,7 +13,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 
-Frame = tuple[str, int, str]  # (path, line, function)
+StackFrame = tuple[str, int, str]  # (path, line, function)
 MAX_ENTRIES = 200_000  # frames + stacks before the tables start over
 MAX_PENDING = 100_000  # samples held between two take()s; more are dropped (and counted)
 
@@ -21,7 +21,7 @@ MAX_PENDING = 100_000  # samples held between two take()s; more are dropped (and
 @dataclass(frozen=True, slots=True)
 class StackBatch:
     reset: bool  # the numbering starts over with this batch
-    frames: list[Frame]  # numbered after those already handed out
+    frames: list[StackFrame]  # numbered after those already handed out
     stacks: list[tuple[int, ...]]  # frame numbers, outermost first
     samples: list[tuple[float, int, int]]  # (Unix time, thread ident, stack number)
     dropped: int  # samples lost because nobody took them in time
@@ -30,15 +30,15 @@ class StackBatch:
 class StackLog:
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._frames: dict[Frame, int] = {}
+        self._frames: dict[StackFrame, int] = {}
         self._stacks: dict[tuple[int, ...], int] = {}
-        self._new_frames: list[Frame] = []
+        self._new_frames: list[StackFrame] = []
         self._new_stacks: list[tuple[int, ...]] = []
         self._samples: list[tuple[float, int, int]] = []
         self._reset = False
         self._dropped = 0
 
-    def add(self, when: float, ident: int, frames: list[Frame]) -> None:
+    def add(self, when: float, ident: int, frames: list[StackFrame]) -> None:
         """One thread's stack, outermost frame first."""
         with self._lock:
             if len(self._samples) >= MAX_PENDING:

@@ -14,11 +14,11 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from .activity import Activity
-from .heat import HeatRing
+from .heat import HeatKind, HeatRing
 from .snapshot import (
+    MAX_NOTES,
     ExitInfo,
     FileHeat,
-    HeatKind,
     LineRow,
     NowLine,
     Snapshot,
@@ -28,8 +28,6 @@ from .snapshot import (
 )
 
 LineKey = tuple[str, int]  # (file id, line number)
-
-MAX_NOTES = 20
 
 
 def file_identity(path: str) -> tuple[int, int] | None:

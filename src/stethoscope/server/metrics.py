@@ -13,24 +13,13 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from functools import lru_cache
 from typing import Any
+
+from .._version import __version__
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 Labels = tuple[tuple[str, str], ...]
-
-
-@lru_cache(maxsize=1)
-def _version() -> str:
-    """The installed stethoscope's version. Read from the distribution's metadata:
-    the server layer may not import the package root, where ``__version__`` lives."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("stethoscope")
-    except PackageNotFoundError:  # run from a source tree that was never installed
-        return "unknown"
 
 
 def _escape_label(value: str) -> str:
@@ -95,7 +84,7 @@ def render(snapshot: Mapping[str, Any]) -> bytes:
     out.family("stethoscope_info", "gauge",
                "Always 1; the labels describe the monitor and the process it runs in "
                "(mode: what runs now; requested_mode: what was asked for).",
-               [((("version", _version()), ("python", str(snapshot.get("python", ""))),
+               [((("version", __version__), ("python", str(snapshot.get("python", ""))),
                   ("mode", str(snapshot.get("mode", ""))),
                   ("requested_mode", str(snapshot.get("requested_mode", ""))),
                   ("pid", pid)), 1)])

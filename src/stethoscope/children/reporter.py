@@ -19,9 +19,9 @@ import threading
 import time
 from collections.abc import Callable
 
-from ._compat import block_signals
-from .config import url_host
-from .model.processes import MODE_HEADER
+from .._compat import block_signals
+from ..config import url_host
+from ..model.report import MODE_HEADER
 
 REPORT_EVERY = 0.5  # seconds between reports
 SEND_TIMEOUT = 2.0  # for the periodic reports

@@ -1,9 +1,9 @@
 """``stethoscope view FILE``: serve a recording through the same page and API.
 
-ReplayBackend is the server's Backend for a recording: ``/api/snapshot?at=I``
-gives the I-th recorded snapshot, ``/api/recording`` the timeline, and
-``/api/activity`` the whole run. Nothing is live: no event stream, no mode
-switch, no child reports; each says so in one line.
+ReplayBackend is the server's ``Replay`` backend (server/routes.py):
+``/api/snapshot?at=I`` gives the I-th recorded snapshot, ``/api/recording`` the
+timeline, and ``/api/activity`` the whole run. Nothing is live: the server answers
+the event stream, mode switches and child reports with a one-line reason.
 """
 
 from __future__ import annotations
@@ -12,14 +12,12 @@ import json
 import os
 import threading
 from dataclasses import replace
-from typing import Any
+from typing import Any, Literal
 
-from .model.activity import Activity
-from .model.snapshot import Snapshot
-from .recording import RECORD_EVERY, Recording
-from .render.source import render_source
-
-NOT_LIVE = "this is a recording: it cannot switch modes"
+from ..model.activity import Activity
+from ..model.snapshot import Snapshot
+from ..render.source import render_source
+from .file import RECORD_EVERY, Recording
 
 
 def _json(data: Any) -> bytes:
@@ -27,22 +25,14 @@ def _json(data: Any) -> bytes:
 
 
 class ReplayBackend:
+    kind: Literal["replay"] = "replay"
+
     def __init__(self, recording: Recording) -> None:
         self.recording = recording
         self._lock = threading.Lock()  # SnapshotSequence caches what it rebuilt last
         self._activity: bytes | None = None
         self._sources: dict[str, bytes] = {}
         self._timeline = self._make_timeline()
-
-    @property
-    def requested_mode(self) -> str:
-        return str(self.recording.header.get("mode", ""))
-
-    def set_mode(self, mode: str) -> str:
-        raise ValueError(NOT_LIVE)
-
-    def accept_report(self, body: bytes) -> str | None:
-        return "this is a recording: it takes no reports"
 
     def _at(self, index: int) -> Snapshot:
         with self._lock:
@@ -74,7 +64,7 @@ class ReplayBackend:
                 self._activity = _json(activity.to_dict(snaps[len(snaps) - 1].heat))
             return self._activity
 
-    def recording_json(self) -> bytes | None:
+    def recording_json(self) -> bytes:
         return self._timeline
 
     def _make_timeline(self) -> bytes:

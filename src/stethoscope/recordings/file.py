@@ -31,8 +31,8 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, overload
 
-from .model.snapshot import SCHEMA_VERSION, Snapshot
-from .model.stacks import StackLog
+from ..model.snapshot import SCHEMA_VERSION, Snapshot
+from ..model.stacks import StackLog
 
 MAGIC = b"STETHOSCOPE-RECORDING\n"
 FORMAT_VERSION = 1
@@ -363,48 +363,113 @@ def _parse(path: str, lines: list[bytes], cut: bool) -> Recording:
     names: dict[int, str] = {}
     ended = False
     for line in lines:
+        # A damaged zlib stream can still inflate to well-formed JSON with the wrong
+        # content (deflate checks nothing until the stream's end): any record that
+        # does not read as its kind is damage, and what came before it is kept.
         try:
             rec = json.loads(line)
             kind = rec["k"]
-        except (ValueError, KeyError, TypeError):
+            if kind == "header":
+                header = _check_header(path, rec)
+            elif kind == "source":
+                sources[str(rec["id"])] = (str(rec["path"]), str(rec["text"]))
+            elif kind == "snap":
+                change = rec.get("full") or rec.get("diff") or {}
+                if not isinstance(change, dict):
+                    raise TypeError("a snapshot record is not an object")
+                time_ = float(rec["t"])
+                snaps.append(("full" in rec, change))
+                times.append(time_)
+            elif kind == "stacks":
+                batch = _read_stacks(rec, epoch_frames, epoch_stacks, len(frames),
+                                     len(stacks))
+                epoch_frames, epoch_stacks = batch.epochs
+                frames += batch.frames
+                stacks += batch.stacks
+                sample_t.extend(batch.times)
+                sample_thread.extend(batch.threads)
+                sample_stack.extend(batch.stack_ids)
+                dropped += batch.dropped
+                names.update(batch.names)
+            elif kind == "end":
+                ended = True
+        except (ValueError, KeyError, TypeError, IndexError, AttributeError, OverflowError):
             cut = True  # cut off mid-record, or damaged: keep what came before
             break
-        if kind == "header":
-            header = _check_header(path, rec)
-        elif kind == "source":
-            sources[rec["id"]] = (rec["path"], rec["text"])
-        elif kind == "snap":
-            snaps.append(("full" in rec, rec.get("full") or rec.get("diff") or {}))
-            times.append(float(rec["t"]))
-        elif kind == "stacks":
-            if rec["reset"]:
-                epoch_frames, epoch_stacks = len(frames), len(stacks)
-            frames += [(str(p), int(n), str(fn)) for p, n, fn in rec["frames"]]
-            stacks += [tuple(epoch_frames + i for i in s) for s in rec["stacks"]]
-            base = float(rec["base"])
-            for offset, ident, stack in rec["samples"]:
-                sample_t.append(base + offset / 1000)
-                sample_thread.append(ident)
-                sample_stack.append(epoch_stacks + stack)
-            dropped += int(rec.get("dropped", 0))
-            names.update((int(k), str(v)) for k, v in rec.get("names", {}).items())
-        elif kind == "end":
-            ended = True
     if header is None:
         raise RecordingError(f"{path} ends before its header: the recording is empty")
+    good = _readable_prefix(snaps)
+    if good < len(snaps):
+        del snaps[good:], times[good:]
+        cut = True
     if not snaps:
         raise RecordingError(f"{path} holds no snapshot yet (it was cut off in its "
                              f"first {RECORD_EVERY} s)")
     snapshots = SnapshotSequence(snaps)
-    try:
-        snapshots[-1]
-    except (ValueError, KeyError, TypeError) as exc:
-        raise RecordingError(f"{path}: a snapshot is malformed: {exc}") from None
     samples = Samples(int(header["pid"]), 1.0 / float(header.get("sample_hz") or 100.0),
                       tuple(frames), tuple(stacks), sample_t, sample_thread, sample_stack,
                       names, dropped)
     return Recording(path, int(header["format"]), header, snapshots, times, sources, samples,
                      truncated=cut or not ended)
+
+
+@dataclass(frozen=True, slots=True)
+class _StackRecord:
+    epochs: tuple[int, int]  # where the numbering of frames and stacks starts now
+    frames: list[tuple[str, int, str]]
+    stacks: list[tuple[int, ...]]
+    times: list[float]
+    threads: list[int]
+    stack_ids: list[int]
+    dropped: int
+    names: dict[int, str]
+
+
+def _read_stacks(rec: dict[str, Any], epoch_frames: int, epoch_stacks: int,
+                 known_frames: int, known_stacks: int) -> _StackRecord:
+    """A ``stacks`` record, checked whole: frames and stacks numbered after those
+    already read (from the epoch of the last reset), every number in range."""
+    if rec["reset"]:
+        epoch_frames, epoch_stacks = known_frames, known_stacks
+    frames = [(str(p), int(n), str(fn)) for p, n, fn in rec["frames"]]
+    all_frames = known_frames + len(frames)
+    stacks = []
+    for s in rec["stacks"]:
+        stack = tuple(epoch_frames + int(i) for i in s)
+        if any(not 0 <= i < all_frames for i in stack):
+            raise IndexError("a stack names a frame that does not exist")
+        stacks.append(stack)
+    all_stacks = known_stacks + len(stacks)
+    base = float(rec["base"])
+    times, threads, ids = [], [], []
+    for offset, ident, stack_id in rec["samples"]:
+        number = epoch_stacks + int(stack_id)
+        if not 0 <= number < all_stacks:
+            raise IndexError("a sample names a stack that does not exist")
+        times.append(base + float(offset) / 1000)
+        threads.append(int(ident))
+        ids.append(number)
+    names = {int(k): str(v) for k, v in rec.get("names", {}).items()}
+    return _StackRecord((epoch_frames, epoch_stacks), frames, stacks, times, threads, ids,
+                        int(rec.get("dropped", 0)), names)
+
+
+def _readable_prefix(snaps: list[tuple[bool, dict[str, Any]]]) -> int:
+    """How many of the recorded snapshots rebuild: all, unless damage that still read
+    as JSON made one malformed; then those before the first that does not."""
+    sequence = SnapshotSequence(snaps)
+    try:
+        if snaps:
+            sequence[-1]
+        return len(snaps)
+    except (ValueError, KeyError, TypeError, IndexError, AttributeError, OverflowError):
+        pass
+    for i in range(len(snaps)):  # rebuilt in order: each from the one before
+        try:
+            sequence[i]
+        except (ValueError, KeyError, TypeError, IndexError, AttributeError, OverflowError):
+            return i
+    return len(snaps)
 
 
 def _check_header(path: str, rec: dict[str, Any]) -> dict[str, Any]:
@@ -415,4 +480,6 @@ def _check_header(path: str, rec: dict[str, Any]) -> dict[str, Any]:
     if rec.get("schema") != SCHEMA_VERSION:
         raise RecordingError(f"{path} holds snapshot schema {rec.get('schema')!r}; this "
                              f"stethoscope reads schema {SCHEMA_VERSION}")
+    if isinstance(rec.get("pid"), bool) or not isinstance(rec.get("pid"), int):
+        raise RecordingError(f"{path} has a malformed header (no process id)")
     return {k: v for k, v in rec.items() if k != "k"}

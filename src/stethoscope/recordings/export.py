@@ -21,9 +21,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from . import __version__
-from .model.snapshot import LINE_FIELDS, ProcessInfo, Snapshot, ThreadInfo
-from .recording import Recording, Samples
+from .._version import __version__
+from ..model.heat import HEAT_KINDS
+from ..model.snapshot import LINE_FIELDS, ProcessInfo, Snapshot, ThreadInfo
+from ..model.stacks import StackFrame as Frame
+from .file import Recording, Samples
 
 SPEEDSCOPE_SCHEMA = "https://www.speedscope.app/file-format-schema.json"
 SUMMARY_VERSION = 1
@@ -32,9 +34,6 @@ HOT_LINES = 15  # lines in the summary's hottest-lines table
 # not continue one slice: the thread was not sampled in between (it had not started,
 # or the sampler was starved), and a slice across the gap would claim time unseen.
 GAP_INTERVALS = 10
-# The figure each heat kind ranks lines by (model/snapshot.py HeatKind).
-RANK_FIELD = {"time": "self_total", "hits": "hits_total", "ran": "ran_total"}
-Frame = tuple[str, int, str]  # (path, line, function), as Samples.frames
 
 
 # -- stacks --------------------------------------------------------------------
@@ -251,7 +250,7 @@ def _source_line(rec: Recording, file_id: str, line: int) -> str | None:
 
 
 def _hot_lines(rec: Recording, last: Snapshot) -> list[dict[str, Any]]:
-    field = RANK_FIELD[last.heat]
+    field = HEAT_KINDS[last.heat].total
     index = LINE_FIELDS.index(field)
     total = sum(f.sum(field) for f in last.files)
     rows = [(f, row) for f in last.files for row in f.lines if row[index] > 0]
@@ -392,8 +391,7 @@ def to_text(rec: Recording) -> str:
     if meta["dropped_samples"]:
         out.append(f"  {meta['dropped_samples']} samples were dropped (the recorder fell "
                    f"behind)")
-    heat_name = {"time": "sampled CPU time", "hits": "executions (trace mode)",
-                 "ran": "0.2 s windows a line ran in (lines mode)"}[s["heat"]]
+    heat_name = HEAT_KINDS[s["heat"]].title
     out += ["", f"hottest lines, whole run, by {heat_name}:"]
     if not s["hot_lines"]:
         out.append("  (none: no monitored line was seen)")
@@ -432,3 +430,22 @@ def to_text(rec: Recording) -> str:
         if not exit_info["held_exit"]:
             out.append("  no non-daemon thread held the exit")
     return "\n".join(out) + "\n"
+
+
+FORMATS = ("speedscope", "chrome", "text", "json")
+SUFFIXES = {"speedscope": ".speedscope.json", "chrome": ".trace.json"}
+
+
+def render(rec: Recording, format: str) -> str:
+    """The recording in one of FORMATS, as text (JSON for all but ``text``)."""
+    import json
+
+    if format == "text":
+        return to_text(rec)
+    if format == "json":
+        return json.dumps(to_summary(rec), indent=2) + "\n"
+    if format == "speedscope":
+        return json.dumps(to_speedscope(rec), separators=(",", ":"))
+    if format == "chrome":
+        return json.dumps(to_chrome(rec), separators=(",", ":"))
+    raise ValueError(f"unknown format {format!r}; choose one of {', '.join(FORMATS)}")

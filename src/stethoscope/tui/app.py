@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
-from .config import new_token
+from ..config import new_token
 
 if TYPE_CHECKING:
     from rich.console import RenderableType
