@@ -42,7 +42,8 @@ from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 import stethoscope
 from stethoscope.recordings import export
-from stethoscope.recordings.file import Recording, Samples, read
+from stethoscope.recordings.reader import Recording, Samples, read
+from stethoscope.recordings.summary import to_summary as summary_of
 
 import workloads
 from conftest import child_env, run_cli, wait_for
@@ -225,7 +226,7 @@ def test_speedscope_and_summary_of_an_in_process_recording(
                        if frames[i]["file"] == workloads.FILE), None)
                  for stack in profile["samples"]]
     assert sum(line in (spin, spin + 1) for line in innermost) > len(innermost) * 0.8
-    summary = export.to_summary(rec)
+    summary = summary_of(rec)
     assert summary["hot_lines"][0]["path"] == workloads.FILE
     assert summary["hot_lines"][0]["line"] in (spin, spin + 1)  # the loop: test or body
     spinner_info = next(t for t in summary["threads"] if t["name"] == "api-spinner")
@@ -348,7 +349,7 @@ def test_text_summary_names_the_hot_line_threads_child_and_exit(recorded: Path,
 def test_json_summary_has_the_same_facts(recorded: Path, rec: Recording) -> None:
     summary = _stdout_json(run_cli(["export", str(recorded), "--format", "json", "-o", "-"],
                                    timeout=60))
-    assert summary == json.loads(json.dumps(export.to_summary(rec)))
+    assert summary == json.loads(json.dumps(summary_of(rec)))
     pid = rec.header["pid"]
     hot = summary["hot_lines"][0]
     assert (hot["name"], hot["line"]) == ("work.py", _marker_line(WORKLOAD, "HOT"))

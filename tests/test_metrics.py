@@ -312,8 +312,8 @@ def test_render_escapes_label_values_and_help_exactly() -> None:
     assert "stethoscope_process_cpu_percent" in text  # the family is declared ...
     assert "stethoscope_process_cpu_percent{" not in text  # ... but cpu None has no sample
     families = _parse(text)
-    assert _value(families, "stethoscope_info", version=stethoscope.__version__, python=snap["python"],
-                  mode="sample", requested_mode="auto", pid="7") == 1
+    assert _value(families, "stethoscope_info", version=stethoscope.__version__,
+                  python=snap["python"], mode="sample", requested_mode="auto", pid="7") == 1
     assert _value(families, "stethoscope_exit_blocked") == 1
     # every family has exactly one HELP and one TYPE line, HELP first
     names = [line.split()[2] for line in text.splitlines() if line.startswith("# HELP")]

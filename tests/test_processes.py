@@ -11,6 +11,7 @@ from dataclasses import replace
 
 import pytest
 
+from stethoscope.children.reporter import FINAL_TIMEOUT, Reporter, post
 from stethoscope.model import (
     ChildReport,
     FileHeat,
@@ -22,7 +23,6 @@ from stethoscope.model import (
     ThreadInfo,
     combine,
 )
-from stethoscope.children.reporter import FINAL_TIMEOUT, Reporter, post
 
 NOW = 1_000_000.0
 

@@ -19,10 +19,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import stethoscope
-from stethoscope.recordings import file as recording
-from stethoscope.model.stacks import StackLog
 from stethoscope.model import SCHEMA_VERSION
-from stethoscope.recordings.file import MAGIC, RecordingError, diff, patch, read
+from stethoscope.model.stacks import StackLog
+from stethoscope.recordings import file as recording
+from stethoscope.recordings.file import MAGIC, RecordingError, diff, patch
+from stethoscope.recordings.reader import read
 
 from conftest import read_url, run_cli, start_python, wait_for
 

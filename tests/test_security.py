@@ -47,7 +47,7 @@ import stethoscope
 from stethoscope.config import new_token
 from stethoscope.model import ChildReport, FileHeat
 from stethoscope.model.store import file_id_for
-from stethoscope.recordings.file import read as read_recording
+from stethoscope.recordings.reader import read as read_recording
 from stethoscope.recordings.replay import ReplayBackend
 from stethoscope.server import httpd, routes
 

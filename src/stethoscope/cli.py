@@ -243,7 +243,8 @@ def _view(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
 
     from .config import DEFAULT_PORT, page_url
     from .monitor.signals import wait_for_end
-    from .recordings.file import RecordingError, read
+    from .recordings.file import RecordingError
+    from .recordings.reader import read
     from .recordings.replay import ReplayBackend
     from .server.httpd import Server, warn_if_exposed
 
@@ -278,7 +279,8 @@ def _view(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
 def _export(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     """``stethoscope export FILE --format F [-o OUT]``: every failure is one line, exit 2."""
     from .recordings.export import FORMATS, SUFFIXES, render
-    from .recordings.file import RecordingError, read
+    from .recordings.file import RecordingError
+    from .recordings.reader import read
 
     if args.format not in FORMATS:
         _fail(parser, f"unknown format {args.format!r}; choose one of {', '.join(FORMATS)}")

@@ -17,7 +17,8 @@ from typing import Any, Literal
 from ..model.activity import Activity
 from ..model.snapshot import Snapshot
 from ..render.source import render_source
-from .file import RECORD_EVERY, Recording
+from .file import RECORD_EVERY
+from .reader import Recording
 
 
 def _json(data: Any) -> bytes:
