@@ -12,15 +12,19 @@ import os
 import secrets
 import shlex
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
 import time
+import urllib.parse
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from stethoscope.tui.screen import Heat, heat_of, hot_lines
 
 from conftest import child_env, run_python
 
@@ -207,6 +211,20 @@ def alive(pid: int) -> bool:
     return True
 
 
+def turn_away_polls(url: str, count: int) -> None:
+    """Return once the view has polled the gone monitor's address ``count`` more times:
+    listen on its port again and close each connection unanswered (a failed poll too)."""
+    parts = urllib.parse.urlsplit(url)
+    assert parts.hostname is not None and parts.port is not None, url
+    with socket.create_server((parts.hostname, parts.port)) as server:  # SO_REUSEADDR
+        server.settimeout(DEADLINE)
+        for _ in range(count):
+            conn, _ = server.accept()
+            with conn:
+                conn.settimeout(DEADLINE)
+                conn.recv(65536)  # the request, so closing sends FIN, not RST
+
+
 def terminal_modes(path: Path) -> set[str]:
     """The tty flags `stty -a` wrote after the view ended."""
     deadline = time.monotonic() + DEADLINE
@@ -220,7 +238,8 @@ def test_top_shows_hot_lines_threads_processes_and_q_leaves_the_program_running(
         terminal: Start, workload: Workload, tmp_path: Path) -> None:
     stty = tmp_path / "stty"
     pane = terminal(stethoscope("top", workload.url), tmp_path, then=f"stty -a > {stty}")
-    screen = pane.wait_for(HOT_SOURCE, "work.py:", "sum(k * k for k in range(400))")
+    screen = pane.wait_for(HOT_SOURCE, "work.py:", "sum(k * k for k in range(400))",
+                           "samples, recent = last")  # the snapshot's word for its heat
     assert f"pid {workload.proc.pid}" in screen, screen
     pane.keys("2")
     screen = pane.wait_for("crunch-worker", "holder-thread", "MainThread", "innermost frame")
@@ -273,7 +292,7 @@ def test_top_keeps_the_last_picture_when_the_monitor_goes(
     workload.proc.terminate()
     workload.proc.wait(timeout=10)
     screen = pane.wait_for("monitor gone: connection refused", HOT_SOURCE)
-    time.sleep(1)  # a few more failed polls
+    turn_away_polls(workload.url, 3)  # a few more failed polls
     screen = pane.wait_for("monitor gone: connection refused", HOT_SOURCE)
     assert "Traceback" not in screen, screen
     pane.keys("2")
@@ -397,3 +416,20 @@ def test_top_takes_the_token_apart_and_says_when_it_is_wrong(
     right.wait_for(HOT_SOURCE)
     right.keys("q")
     assert right.exit_status() == 0
+
+
+def test_the_heat_is_the_snapshots_own_kind_and_nothing_is_guessed_without_it() -> None:
+    kinds = {"time": {"recent": "self_recent", "total": "self_total", "short_unit": "samples"},
+             "odd": {"recent": "odd_now", "total": "odd_ever", "short_unit": "odds"}}
+    assert heat_of({"heat": "odd", "heat_kinds": kinds}) == Heat("odd_now", "odd_ever", "odds")
+    assert heat_of({"heat": "time", "heat_kinds": kinds}) == Heat("self_recent", "self_total",
+                                                                  "samples")
+    fields = ["line", "self_recent", "self_total", "hits_recent", "hits_total"]
+    rows = {"files": [{"id": "f", "name": "a.py", "lines": [[1, 5, 5, 7, 7]]}]}
+    assert hot_lines({"heat": "odd", "heat_kinds": kinds, "line_fields": fields, **rows},
+                     None, 5) == []  # its fields are not in the rows
+    assert [h.total for h in hot_lines({"heat": "time", "heat_kinds": kinds,
+                                        "line_fields": fields, **rows}, None, 5)] == [5]
+    for without in ({"heat": "time", "line_fields": fields, **rows}, {}):
+        assert heat_of(without) == Heat("", "", "heat")
+        assert hot_lines(without, None, 5) == []
