@@ -38,7 +38,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -50,6 +49,8 @@ from typing import IO, Any
 import pytest
 from playwright.sync_api import Browser, Locator, Page
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
+
+from conftest import wait_for
 
 pytestmark = pytest.mark.browser
 
@@ -400,6 +401,13 @@ URL = re.compile(r"http://127\.0\.0\.1:\d+/\?token=[\w-]+")
 NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
+def wait_until(predicate: Callable[[], object], timeout: float, interval: float = 0.05) -> None:
+    """Wait until `predicate()` holds, for at most `timeout` s, and go on either way:
+    the assertions after the wait say what is missing, better than a timeout would."""
+    with contextlib.suppress(AssertionError):
+        wait_for(predicate, timeout=timeout, interval=interval)
+
+
 @dataclass
 class Child:
     proc: subprocess.Popen[str]
@@ -426,14 +434,16 @@ class Child:
 
     def printed(self, key: str, timeout: float = 60) -> dict[str, Any]:
         """The first JSON object with `key` that the child printed on stdout."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        def first() -> dict[str, Any] | None:
             for line in list(self.stdout):
                 if line.startswith("{") and key in (found := json.loads(line)):
                     return dict(found)
-            if self.proc.poll() is not None:
-                break
-            time.sleep(0.05)
+            return None
+
+        if timeout > 0:
+            wait_until(lambda: first() is not None or self.proc.poll() is not None, timeout)
+            if (found := first()) is not None:
+                return found
         raise AssertionError(f"the child printed no {key!r} line; stdout: {''.join(self.stdout)!r}"
                              f" stderr: {''.join(self.stderr)!r}")
 
@@ -441,11 +451,14 @@ class Child:
                ) -> tuple[dict[str, Any], dict[str, Any]]:
         """(snapshot, the one thread called `name` in it), from the first snapshot in
         the next 5 s for which `until` holds (a built snapshot is reused for 0.1 s)."""
-        deadline = time.monotonic() + 5
-        snap = self.snapshot()
-        while not until(snap) and time.monotonic() < deadline:
-            time.sleep(0.05)
-            snap = self.snapshot()
+        latest: list[dict[str, Any]] = []
+
+        def holds() -> bool:
+            latest[:] = [self.snapshot()]
+            return until(latest[0])
+
+        wait_until(holds, 5)
+        snap = latest[0]
         found = [t for t in snap["threads"] if t["name"] == name]
         assert len(found) == 1, f"threads named {name!r}: {found}"
         return snap, found[0]
@@ -472,18 +485,13 @@ def _spawn(args: list[str], directory: Path, work: Path) -> Iterator[Child]:
                  threading.Thread(target=_pump, args=(proc.stderr, err), daemon=True)]
         for pump in pumps:
             pump.start()
-        url = ""
-        deadline = time.monotonic() + 20  # give up as soon as the child is gone
-        while not url and time.monotonic() < deadline:
-            gone = proc.poll() is not None
-            if gone:
-                for pump in pumps:
-                    pump.join(timeout=2)
-            m = URL.search("".join(out + err))
-            url = m.group(0) if m else ""
-            if gone:
-                break
-            time.sleep(0.02)
+        # give up as soon as the child is gone
+        wait_until(lambda: URL.search("".join(out + err)) or proc.poll() is not None, 20, 0.02)
+        if proc.poll() is not None:
+            for pump in pumps:
+                pump.join(timeout=2)
+        m = URL.search("".join(out + err))
+        url = m.group(0) if m else ""
         assert url, f"the child printed no URL; stdout: {''.join(out)!r} stderr: {''.join(err)!r}"
         yield Child(proc, url, work, err, out)
     finally:
@@ -562,7 +570,8 @@ class Family:
         except AssertionError:
             if self.child.proc.poll() is None:
                 self.child.proc.send_signal(signal.SIGUSR1)
-                time.sleep(1)
+                # faulthandler writes a header of this kind for each thread
+                wait_until(lambda: "most recent call first" in "".join(self.child.stderr), 10)
             return self.child.printed(key, timeout=0)
 
 
@@ -735,10 +744,9 @@ def test_hot_line_lights_up_and_grows_live(live_child: Child, tab: Tab) -> None:
     titled = total_from_title(page, hot)
     width_first = page.eval_on_selector(row(hot) + " .bar-total", "e => e.style.width")
     assert first > 0 and titled > 0 and width_first not in ("", "0%")
-    page.wait_for_timeout(2500)
     page.wait_for_function(
         "([sel, before]) => Number(document.querySelector(sel).dataset.value) > before",
-        arg=[row(hot) + " .bar-total", first], timeout=WAIT_MS)
+        arg=[row(hot) + " .bar-total", max(first, titled)], timeout=WAIT_MS)
     assert total_of(page, hot) > first
     assert total_from_title(page, hot) > titled
     assert page.evaluate("performance.getEntriesByType('navigation').length") == 1
@@ -918,10 +926,7 @@ def test_hang_banner_names_the_thread_holding_the_exit(hang_child: Child, tab: T
     assert blocking.inner_text() == "holds exit"
 
     # The hang report, printed on stderr after --hang-report 1 s.
-    deadline = time.monotonic() + 10
-    while "keeps the process alive" not in "".join(hang_child.stderr) \
-            and time.monotonic() < deadline:
-        time.sleep(0.1)
+    wait_until(lambda: "keeps the process alive" in "".join(hang_child.stderr), 10, 0.1)
     report = "".join(hang_child.stderr)
     start = hang_child.line_of("# STUBBORN-START")
     # Still live: the process is held, not ended; the stream still flows (checked
@@ -996,14 +1001,17 @@ def test_process_panel_lists_the_children_as_a_tree(procs_child: Family, tab: Ta
     assert page.text_content("#view") == "all processes"
     # Every process the monitor lists has an entry, and only those (the spawn context's
     # resource_tracker may show up a moment after the rest).
-    deadline = time.monotonic() + 10
-    while True:
-        snap = procs_child.child.snapshot()
-        listed = {p["pid"]: p for p in snap["processes"]}
-        entries = page.eval_on_selector_all("#procs .proc", "bs => bs.map(b => b.dataset.pid)")
-        if set(entries[1:]) == {str(pid) for pid in listed} or time.monotonic() > deadline:
-            break
-        time.sleep(0.2)
+    seen: dict[str, Any] = {}
+
+    def panel_lists_them() -> bool:
+        seen["snap"] = procs_child.child.snapshot()
+        seen["listed"] = {p["pid"]: p for p in seen["snap"]["processes"]}
+        seen["entries"] = page.eval_on_selector_all("#procs .proc",
+                                                    "bs => bs.map(b => b.dataset.pid)")
+        return set(seen["entries"][1:]) == {str(pid) for pid in seen["listed"]}
+
+    wait_until(panel_lists_them, 10, 0.2)
+    snap, listed, entries = seen["snap"], seen["listed"], seen["entries"]
     assert snap["view"] == "combined"
     assert set(pids.values()) <= set(listed), (pids, listed)
     assert set(entries[1:]) == {str(pid) for pid in listed}, (entries, listed)

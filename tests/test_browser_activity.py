@@ -19,6 +19,7 @@ Writes docs/screenshot-activity.png and docs/screenshot-replay.png.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -37,7 +38,7 @@ import pytest
 from playwright.sync_api import Browser, Page, Response
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
-from test_browser import NO_PROXY, ROOT, Child, _spawn
+from test_browser import NO_PROXY, ROOT, Child, _spawn, wait_until
 
 pytestmark = pytest.mark.browser
 
@@ -451,11 +452,8 @@ def recordings(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     killed, victim = _record(directory, LONG, "killed")
     try:
         # Records are flushed every 0.5 s: wait for a few, then kill, which leaves no end.
-        deadline = time.monotonic() + 20
-        while victim.poll() is None and time.monotonic() < deadline:
-            if killed.exists() and killed.stat().st_size > 1500:
-                break
-            time.sleep(0.05)
+        wait_until(lambda: victim.poll() is not None
+                   or (killed.exists() and killed.stat().st_size > 1500), 20)
         assert victim.poll() is None, victim.communicate()[1].decode()
         os.kill(victim.pid, signal.SIGKILL)
         err = proc.communicate(timeout=40)[1]
@@ -583,9 +581,9 @@ def test_replay_plays_to_the_end(viewer: Child, tab: Tab) -> None:
     page.select_option("#tl-speed", "1")  # a step per recorded 0.5 s: none skipped
     page.click("#tl-play")
     assert page.get_attribute("#timeline", "data-playing") == "1"
-    deadline = time.monotonic() + 20
-    while index_shown(page) != count - 1 and time.monotonic() < deadline:
-        page.wait_for_timeout(50)
+    with contextlib.suppress(PlaywrightTimeoutError):  # the assertion says where it stopped
+        page.wait_for_function("(i) => document.getElementById('timeline').dataset.index"
+                               " === String(i)", arg=count - 1, timeout=20_000)
     assert index_shown(page) == count - 1, f"play did not reach the end: at {index_shown(page)}"
     seen = {int(i) for i in page.evaluate("() => window.__shown")}
     assert len(seen) >= 3, seen  # it went through positions in between, not a jump

@@ -114,7 +114,7 @@ HARNESS = textwrap.dedent('''
                 return True
             raise RuntimeError("injected fault")
 
-    ENDPOINTS = ["/", "/static/app.js", "/api/snapshot", "/api/activity", "/metrics",
+    ENDPOINTS = ["/", "/static/js/main.js", "/api/snapshot", "/api/activity", "/metrics",
                  "/api/events"]
     seen = {e: [] for e in ENDPOINTS}
     streams = []

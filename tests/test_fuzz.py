@@ -242,7 +242,7 @@ def slowloris(target: Target) -> Iterator[Slowloris]:
 
 # --- the request strategy -----------------------------------------------------
 
-ROUTES = ["/", "/static/app.js", "/static/style.css", "/api/snapshot", "/api/events",
+ROUTES = ["/", "/static/js/main.js", "/static/style.css", "/api/snapshot", "/api/events",
           "/api/activity", "/api/source/", "/api/source/abc123", "/api/source/%00",
           "/api/source/..%2f..%2fetc%2fpasswd", "/api/recording", "/api/mode", "/api/report",
           "/metrics", "/static/", "/static/../../etc/passwd", "//api/snapshot",

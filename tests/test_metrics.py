@@ -374,7 +374,7 @@ def test_metrics_public_serves_metrics_only(public_monitor: stethoscope.Monitor)
     try:
         families, _ = _scrape(base, None)
         assert _value(families, "stethoscope_up") == 1
-        for path in ["/", "/api/snapshot", "/api/events", "/static/app.js",
+        for path in ["/", "/api/snapshot", "/api/events", "/static/js/main.js",
                      "/api/source/abc", "/metrics/"]:
             status, _, body = _get(base + path)
             assert status == 403, (path, body)

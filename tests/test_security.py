@@ -252,7 +252,7 @@ def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Site]:
     with site_at(tmp_path, monkeypatch) as s:
         s.module = load(s.work)
         s.fid = run_until_listed(s.mon, s.module, str(s.work))
-        plant(s.app, s.secret, ["etc/passwd", "passwd", "app.js", "static/app.js",
+        plant(s.app, s.secret, ["etc/passwd", "passwd", "main.js", "static/js/main.js",
                                 "static/style.css", "static/index.html", "index.html",
                                 "metrics", s.fid, f"api/source/{s.fid}", "secret.py"])
         yield s
@@ -262,7 +262,7 @@ def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Site]:
 
 
 ROUTES = [  # (method, target without the token); every one needs the token
-    ("GET", "/"), ("HEAD", "/"), ("GET", "/static/app.js"), ("GET", "/static/style.css"),
+    ("GET", "/"), ("HEAD", "/"), ("GET", "/static/js/main.js"), ("GET", "/static/style.css"),
     ("GET", "/api/snapshot"), ("GET", "/api/snapshot?pid=all"), ("GET", "/api/events"),
     ("HEAD", "/api/events"), ("GET", "/api/activity"), ("GET", "/api/recording"),
     ("GET", "/api/source/FID"), ("GET", "/metrics"), ("POST", "/api/mode?mode=sample"),
@@ -343,13 +343,13 @@ def test_cookie_is_set_only_by_the_page_request_with_the_right_query_token(site:
                             (f"/?token=x{good}", site.cookie)]:
         assert_no_data(site.get(target, headers=headers))
     # The cookie alone authorises everything, and is not set again.
-    for target in ["/", "/static/app.js", "/api/snapshot", f"/api/source/{site.fid}",
+    for target in ["/", "/static/js/main.js", "/api/snapshot", f"/api/source/{site.fid}",
                    "/api/activity", "/metrics"]:
         answer = site.get(target, headers=site.cookie)
         assert answer.status == 200 and answer.all("Set-Cookie") == [], target
     # The token in the query authorises that one request anywhere (children report
     # with it), but only the page request turns it into a cookie.
-    for method, target in [("GET", "/static/app.js"), ("GET", "/static/style.css"),
+    for method, target in [("GET", "/static/js/main.js"), ("GET", "/static/style.css"),
                            ("GET", "/api/snapshot"), ("GET", "/api/activity"),
                            ("GET", f"/api/source/{site.fid}"), ("GET", "/metrics"),
                            ("HEAD", "/api/events"), ("POST", "/api/mode?mode=auto")]:
@@ -604,8 +604,9 @@ def test_metrics_without_the_token_only_when_public_and_only_that_path(
                                ("GET", "/Metrics"), ("GET", "/metrics%00"),
                                ("GET", "/metrics;/api/snapshot"),
                                ("GET", "/metrics\\..\\api\\snapshot"),
-                               ("GET", "/"), ("GET", "/static/app.js"), ("GET", "/api/snapshot"),
-                               ("GET", "/api/events"), ("GET", "/api/activity"),
+                               ("GET", "/"), ("GET", "/static/js/main.js"),
+                               ("GET", "/api/snapshot"), ("GET", "/api/events"),
+                               ("GET", "/api/activity"),
                                ("POST", "/api/mode?mode=sample"), ("POST", "/api/report")]:
             assert_no_data(s.get(target, method=method, body=b"" if method == "POST" else None))
         # absolute-form requests name a path too: only /metrics is public there as well
@@ -631,15 +632,20 @@ def traversal_targets(site: Site) -> list[bytes]:
         "/secret.py", "/passwd", f"/{fid}", "file:///etc/passwd", f"file://{secret}",
         "http://127.0.0.1/../../etc/passwd", f"http://127.0.0.1:{site.port}/..%2fsecret.py",
         # the assets
-        "/static/..%2fapp.js", "/static/../../etc/passwd", "/static/../app.js",
+        "/static/js/..%2f..%2fmain.js", "/static/../../etc/passwd", "/static/js/../../main.js",
+        "/static/js/../../etc/passwd", "/static/js/%2e%2e/%2e%2e/main.js",
+        "/static/js/%2e%2e/style.css", "/static/js/../style.css",
         "/static/%2e%2e/%2e%2e/etc/passwd", "/static/%2e%2e%2f%2e%2e%2fetc%2fpasswd",
         "/static/%252e%252e%252f%252e%252e%252fetc%252fpasswd", "/static/..\\..\\etc\\passwd",
-        "/static\\..\\..\\etc\\passwd", "/static/app.js%00", "/static/app.js%00.html",
-        "/static/app.js/../../../etc/passwd", "/static/app.js/", "/static/./app.js",
-        "/static//app.js", "/static/%61pp.js", "/static/APP.JS", "/static/index.html",
+        "/static/js\\..\\..\\main.js", "/static\\..\\..\\etc\\passwd",
+        "/static/js/main.js%00", "/static/js/main.js%00.html",
+        "/static/js/main.js/../../../../etc/passwd", "/static/js/main.js/",
+        "/static/js/./main.js", "/static/./js/main.js", "/static//js/main.js",
+        "/static/js//main.js", "/static/js/%6dain.js", "/static/%6as/main.js",
+        "/static/JS/MAIN.JS", "/static/index.html",
         "/static/secret.py", "/static/passwd", f"/static/{secret}", f"/static/{quoted}",
-        "/static/%c0%ae%c0%ae/%c0%ae%c0%ae/etc/passwd", "/static/%c0%ae%c0%ae%c0%afapp.js",
-        "/static/", "/static", "/./static/app.js",
+        "/static/%c0%ae%c0%ae/%c0%ae%c0%ae/etc/passwd", "/static/js/%c0%ae%c0%ae%c0%afmain.js",
+        "/static/", "/static", "/static/js/", "/static/js", "/./static/js/main.js",
         # sources: only ids of files that ran
         "/api/source/../../etc/passwd", "/api/source/..%2f..%2fetc%2fpasswd",
         "/api/source/%2e%2e%2f%2e%2e%2fetc%2fpasswd",
@@ -673,7 +679,7 @@ def traversal_targets(site: Site) -> list[bytes]:
         b"/static/\xc0\xae\xc0\xae/\xc0\xae\xc0\xae/etc/passwd",  # overlong UTF-8, unencoded
         b"/api/source/\xc0\xae\xc0\xae\xc0\xafetc\xc0\xafpasswd",
         b"/api/source/" + fid.encode() + b"\x00",
-        b"/static/app.js\x00.html",
+        b"/static/js/main.js\x00.html",
         b"/\x00/etc/passwd",
         b"/api/snapshot?pid=\x00",
         b"/static/\xff\xfe",
@@ -684,7 +690,7 @@ def traversal_targets(site: Site) -> list[bytes]:
 
 def test_no_hostile_path_at_any_route_reaches_a_file(site: Site) -> None:
     page = site.authed("/").body
-    app_js = site.authed("/static/app.js").body
+    app_js = site.authed("/static/js/main.js").body
     work_source = site.authed(f"/api/source/{site.fid}")
     assert work_source.status == 200  # the control: the monitored file is served by id
     targets = traversal_targets(site)
@@ -780,7 +786,7 @@ def replay(recording: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     """``stethoscope view``'s server, in this process, with the secret planted."""
     secret, marker = make_secret(tmp_path / "private")
     monkeypatch.chdir(tmp_path)
-    plant(tmp_path, secret, ["etc/passwd", "passwd", "static/app.js", "secret.py",
+    plant(tmp_path, secret, ["etc/passwd", "passwd", "static/js/main.js", "secret.py",
                              "run.stetho"])
     server = httpd.Server(host="127.0.0.1", port=0, token=new_token(), loopback=True)
     server.start(ReplayBackend(read_recording(str(recording))))
@@ -808,7 +814,7 @@ def test_a_recordings_server_keeps_the_same_rules(
                    "/api/snapshot?at=0&pid=../..", "/api/snapshot?at=1e3",
                    "/api/snapshot?at=9999999999999", f"/api/source/{file_id_for(str(secret))}",
                    "/api/source/../../etc/passwd", "/api/source/%2e%2e%2fsecret.py",
-                   "/static/..%2fapp.js", "/static/../../etc/passwd", "/run.stetho",
+                   "/static/js/..%2f..%2fmain.js", "/static/../../etc/passwd", "/run.stetho",
                    "/api/recording/../../etc/passwd", "/api/events", "/api/events?pid=../..",
                    "/api/activity?pid=../..", "/metrics/../"]:
         answer = send(port, target, headers=cookie)
@@ -851,7 +857,7 @@ def test_every_kind_of_answer_carries_the_security_headers(
     report = _report(site.mon, 4_194_200 + secrets.randbelow(50), ())
     cases: dict[str, tuple[Callable[[], Answer], int]] = {
         "page": (lambda: site.get(f"/?token={good}"), 200),
-        "script": (lambda: site.authed("/static/app.js"), 200),
+        "script": (lambda: site.authed("/static/js/main.js"), 200),
         "style": (lambda: site.authed("/static/style.css"), 200),
         "json": (lambda: site.authed("/api/snapshot"), 200),
         "source": (lambda: site.authed(f"/api/source/{site.fid}"), 200),

@@ -107,7 +107,8 @@ def test_wrong_or_missing_token_is_refused_on_every_endpoint(mon: stethoscope.Mo
     bad_tokens = ["?", "?token=", f"?token={'x' * len(good)}", f"?token={good}x",
                   f"?token={good[:-1]}", f"?token={flipped}", f"?tok={good}"]
     file_id = this_file(mon)["id"]
-    endpoints = ["/", "/static/app.js", "/api/snapshot", "/api/events", f"/api/source/{file_id}"]
+    endpoints = ["/", "/static/js/main.js", "/api/snapshot", "/api/events",
+                 f"/api/source/{file_id}"]
     for endpoint in endpoints:
         assert get(mon, f"{endpoint}?{tok(mon)}", method="HEAD")[0] == 200
         for query in bad_tokens:
@@ -161,7 +162,7 @@ def test_source_is_served_by_id_only(mon: stethoscope.Monitor) -> None:
                  "/api/source/%252e%252e%252fetc%252fpasswd", "/api/source//etc/passwd",
                  f"/api/source/{file_id}%00", f"/api/source/{file_id}/../{file_id}",
                  f"/api/source/{HERE}", "/static/../pyproject.toml",
-                 "/static/app.js/../../../etc/passwd", "//etc/passwd", "/etc/passwd",
+                 "/static/js/main.js/../../../etc/passwd", "//etc/passwd", "/etc/passwd",
                  "/static/index.html", "/static/../../pyproject.toml"]:
         status, _, body = get(mon, f"{path}?{tok(mon)}")
         assert status in (403, 404), (path, status)
@@ -184,7 +185,7 @@ def test_only_get_and_head_are_served(mon: stethoscope.Monitor) -> None:
 def test_security_headers_on_page_json_stream_and_errors(mon: stethoscope.Monitor) -> None:
     answers = {
         "page": get(mon, f"/?{tok(mon)}"),
-        "script": get(mon, f"/static/app.js?{tok(mon)}"),
+        "script": get(mon, f"/static/js/main.js?{tok(mon)}"),
         "json": get(mon, f"/api/snapshot?{tok(mon)}"),
         "stream": get(mon, f"/api/events?{tok(mon)}", method="HEAD"),
         "403": get(mon, "/api/snapshot"),

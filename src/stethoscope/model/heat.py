@@ -88,6 +88,8 @@ class HeatKindInfo:
     file_unit: str  # a file's sum of its lines' figures
     short_unit: str  # a column heading in the terminal
     title: str  # what "the hottest lines by ..." ranks by
+    activity_unit: str  # what a point of the activity (/api/activity) counts
+    activity_title: str  # what the activity's heat of this kind is, in a sentence
 
     @property
     def recent(self) -> str:
@@ -100,17 +102,22 @@ class HeatKindInfo:
     def to_dict(self) -> dict[str, Any]:
         return {"recent": self.recent, "total": self.total, "exact": self.exact,
                 "unit": self.unit, "file_unit": self.file_unit,
-                "short_unit": self.short_unit, "title": self.title}
+                "short_unit": self.short_unit, "title": self.title,
+                "activity_unit": self.activity_unit, "activity_title": self.activity_title}
 
 
 HEAT_KINDS: dict[str, HeatKindInfo] = {info.name: info for info in (
     HeatKindInfo("time", "self", False, "self samples", "self samples", "samples",
-                 "sampled CPU time"),
+                 "sampled CPU time", "samples",
+                 "sampled time: samples in which a line of the monitored files was running "
+                 "on a CPU"),
     HeatKindInfo("hits", "hits", True, "executions", "executions", "hits",
-                 "executions (trace mode)"),
+                 "executions (trace mode)", "line runs",
+                 "executed lines (trace mode: exact counts)"),
     HeatKindInfo("ran", "ran", True, "windows ran in",
                  "line-windows (lines × windows each ran in)", "windows",  # noqa: RUF001
-                 "0.2 s windows a line ran in (lines mode)"),
+                 "0.2 s windows a line ran in (lines mode)", "lines ran",
+                 "lines that ran (lines mode: each line once per 0.2 s window)"),
 )}
 HEAT_KINDS_JSON: dict[str, dict[str, Any]] = {k: v.to_dict() for k, v in HEAT_KINDS.items()}
 
