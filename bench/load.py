@@ -35,11 +35,15 @@ skipped), and the whole load ends at most --seconds + 90 s after it began. Only
 127.0.0.1 is contacted. The load generator is one asyncio loop in this process
 (plus a blocking socket per stalled client, never read).
 
-Exit status 1 when a check fails (a failed or malformed answer, a stream without
-events for STREAM_GAP_LIMIT s, a stalled client still there WRITE_TIMEOUT +
-DROP_MARGIN after it stopped taking data, stop() slower than STOP_LIMIT_MS, wrong
-output). Speed figures are reported, not judged: requests left unanswered for
-IO_TIMEOUT (the server falling behind the asked rate) are counted, not failures.
+Exit status 1 when a check of behaviour fails (``problems``: a failed or malformed
+answer, a stream that fails or stops delivering, a stalled client never dropped,
+wrong output) or one of speed (``slow``: a stream without events for
+STREAM_GAP_LIMIT s, a stalled client still there WRITE_TIMEOUT + DROP_MARGIN after
+it stopped taking data, stop() slower than STOP_LIMIT_MS). Other speed figures are
+reported, not judged: requests left unanswered for IO_TIMEOUT (the server falling
+behind the asked rate) are counted, not failures. How long the generator waits on
+the server before it counts a failure is a ``Patience``; tests/test_load.py, which
+judges behaviour only, passes a generous one and ignores ``slow``.
 Raw results go to bench/results/<date>-load.json unless --out says otherwise.
 
 ``python bench/load.py --workload [--monitor] [--seconds S | --units N] [--handshake]``
@@ -67,7 +71,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -85,6 +89,16 @@ STOP_LIMIT_MS = 1000.0
 WRITE_TIMEOUT = 5.0  # the server's (stethoscope/server/httpd.py); only for the report
 DROP_MARGIN = 4.0  # a stalled client must be gone WRITE_TIMEOUT + this after it stalls
 STALLED_RCVBUF = 4096  # bytes: a stalled client's receive buffer
+
+
+@dataclass(frozen=True)
+class Patience:
+    """How long the load generator waits on the server before it counts a failure."""
+
+    io: float = IO_TIMEOUT  # every connect / read
+    first_event: float = 20.0  # every stream's first event, before the load starts
+    end: float = 5.0  # after stop(): each stream's end event and close
+    drop: float = 0.0  # after the load: for stalled clients the server still holds
 
 
 # --- the monitored program ------------------------------------------------------
@@ -378,7 +392,7 @@ class Requests:
     from_schedule: list[float] = field(default_factory=list)  # scheduled time to last byte
     ok: int = 0
     errors: list[str] = field(default_factory=list)
-    timeouts: int = 0  # no complete answer within IO_TIMEOUT
+    timeouts: int = 0  # no complete answer within Patience.io
     skipped: int = 0
     sent: int = 0
 
@@ -388,21 +402,22 @@ def _event_stream_request(port: int, token: str) -> bytes:
             f"Accept: text/event-stream\r\n\r\n").encode()
 
 
-async def _stream_client(port: int, token: str, stats: Stream, done: asyncio.Event) -> None:
+async def _stream_client(port: int, token: str, stats: Stream, done: asyncio.Event,
+                         io_timeout: float) -> None:
     writer = None
     try:
         reader, writer = await asyncio.wait_for(
-            asyncio.open_connection("127.0.0.1", port), IO_TIMEOUT)
+            asyncio.open_connection("127.0.0.1", port), io_timeout)
         writer.write(_event_stream_request(port, token))
-        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), IO_TIMEOUT)
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), io_timeout)
         if not head.startswith(b"HTTP/1.0 200 "):
             stats.error = head.split(b"\r\n", 1)[0].decode(errors="replace")
             return
         buf, scanned = b"", 0
         while True:
-            # A live stream sends every STREAM_INTERVAL: IO_TIMEOUT without data is a
+            # A live stream sends every STREAM_INTERVAL: io_timeout without data is a
             # failure, except once the load is over (`done`), when only the end counts.
-            chunk = await asyncio.wait_for(reader.read(1 << 17), IO_TIMEOUT)
+            chunk = await asyncio.wait_for(reader.read(1 << 17), io_timeout)
             now = time.monotonic()
             if not chunk:
                 stats.eof = now
@@ -430,15 +445,15 @@ async def _stream_client(port: int, token: str, stats: Stream, done: asyncio.Eve
 
 
 async def _one_request(port: int, token: str, due: float, stats: Requests,
-                       check_json: bool) -> None:
+                       check_json: bool, io_timeout: float) -> None:
     start = time.monotonic()
     writer = None
     try:
         reader, writer = await asyncio.wait_for(
-            asyncio.open_connection("127.0.0.1", port), IO_TIMEOUT)
+            asyncio.open_connection("127.0.0.1", port), io_timeout)
         writer.write(f"GET /api/snapshot?token={token} HTTP/1.1\r\n"
                      f"Host: 127.0.0.1:{port}\r\n\r\n".encode())
-        data = await asyncio.wait_for(reader.read(-1), IO_TIMEOUT)
+        data = await asyncio.wait_for(reader.read(-1), io_timeout)
         end = time.monotonic()
         head, _, body = data.partition(b"\r\n\r\n")
         status = head.split(b"\r\n", 1)[0]
@@ -463,7 +478,7 @@ async def _one_request(port: int, token: str, due: float, stats: Requests,
 
 
 async def _requests(port: int, token: str, rate: float, stop: asyncio.Event,
-                    stats: Requests) -> None:
+                    stats: Requests, io_timeout: float) -> None:
     """Open loop: request k is due at start + k / rate, however the others fare."""
     t0 = time.monotonic()
     tasks: set[asyncio.Task[None]] = set()
@@ -481,20 +496,22 @@ async def _requests(port: int, token: str, rate: float, stop: asyncio.Event,
             stats.skipped += 1
             continue
         stats.sent += 1
-        task = asyncio.ensure_future(_one_request(port, token, due, stats, k % 50 == 0))
+        task = asyncio.ensure_future(_one_request(port, token, due, stats, k % 50 == 0,
+                                                  io_timeout))
         tasks.add(task)
         task.add_done_callback(tasks.discard)
     if tasks:
-        await asyncio.wait(tasks, timeout=IO_TIMEOUT + 5)
+        await asyncio.wait(tasks, timeout=io_timeout + 5)
 
 
-def _open_stalled(port: int, token: str) -> Stalled:
+def _open_stalled(port: int, token: str, io_timeout: float) -> Stalled:
+    opened = time.monotonic()  # before connecting: the server's clock for it starts later
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, STALLED_RCVBUF)
-    sock.settimeout(IO_TIMEOUT)
+    sock.settimeout(io_timeout)
     sock.connect(("127.0.0.1", port))
     sock.sendall(_event_stream_request(port, token))
-    return Stalled(sock, sock.getsockname()[1], time.monotonic())
+    return Stalled(sock, sock.getsockname()[1], opened)
 
 
 async def _watch(pid: int, port: int, stalled: list[Stalled], rss: list[tuple[float, float]],
@@ -535,43 +552,57 @@ async def _wait_until(predicate: Callable[[], bool], timeout: float) -> bool:
 
 
 async def _drive(workload: Workload, port: int, token: str, seconds: float, n_streams: int,
-                 rate: float, n_stalled: int, log: Callable[[str], None]) -> dict[str, Any]:
+                 rate: float, n_stalled: int, log: Callable[[str], None],
+                 patience: Patience) -> dict[str, Any]:
     done = asyncio.Event()  # the load is over: streams may end
     stop_watch = asyncio.Event()
     stop_requests = asyncio.Event()
-    problems: list[str] = []
+    problems: list[str] = []  # behaviour
+    slow: list[str] = []  # speed
 
-    stalled = [_open_stalled(port, token) for _ in range(n_stalled)]
+    stalled = [_open_stalled(port, token, patience.io) for _ in range(n_stalled)]
     streams = [Stream() for _ in range(n_streams)]
-    stream_tasks = [asyncio.ensure_future(_stream_client(port, token, s, done)) for s in streams]
+    stream_tasks = [asyncio.ensure_future(_stream_client(port, token, s, done, patience.io))
+                    for s in streams]
     rss: list[tuple[float, float]] = []
     loads: list[float] = []
     watcher = asyncio.ensure_future(_watch(workload.pid, port, stalled, rss, loads, stop_watch))
     requests = Requests()
     try:
-        if not await _wait_until(lambda: all(s.times or s.error for s in streams), 20):
-            problems.append("not every stream had its first event within 20 s")
+        if not await _wait_until(lambda: all(s.times or s.error for s in streams),
+                                 patience.first_event):
+            problems.append(f"not every stream had its first event within "
+                            f"{patience.first_event:g} s")
         rss_start = rss_mib(workload.pid)
         cpu_start, own_start = cpu_seconds(workload.pid), own_cpu_seconds()
         workload.send("go")
         t_go = time.monotonic()
         log(f"load on: {n_streams} streams, {n_stalled} stalled, {rate:g} snapshot requests/s "
             f"for {seconds:g} s")
-        sender = asyncio.ensure_future(_requests(port, token, rate, stop_requests, requests))
+        sender = asyncio.ensure_future(_requests(port, token, rate, stop_requests, requests,
+                                                 patience.io))
         finished = await _wait_until(lambda: any(line.startswith("WORK_DONE")
                                                  for line in workload.stdout), seconds + 60)
         t_work_done = time.monotonic()
         cpu_end, own_end = cpu_seconds(workload.pid), own_cpu_seconds()
         stop_requests.set()
-        await asyncio.wait([sender], timeout=IO_TIMEOUT + 10)
+        await asyncio.wait([sender], timeout=patience.io + 10)
         if not finished:
             problems.append("the workload did not finish its work in time")
         rss_end = rss_mib(workload.pid)
+        # The program is still monitored (it waits for "stop"): stalled clients the
+        # server still holds get patience.drop more to be dropped; then every stream
+        # must deliver once more, after the load and after those drops.
+        await _wait_until(lambda: all(s.dropped is not None for s in stalled)
+                          or server_side_states(port) is None, patience.drop)
+        t_after = max([time.monotonic(), *(s.dropped for s in stalled if s.dropped)])
+        await _wait_until(lambda: all(s.error or (s.times and s.times[-1] > t_after)
+                                      for s in streams), patience.io)
         t_stop = time.monotonic()
         done.set()
         workload.send("stop")
         if stream_tasks:
-            await asyncio.wait(stream_tasks, timeout=IO_TIMEOUT + 5)
+            await asyncio.wait(stream_tasks, timeout=patience.io + patience.end)
     finally:
         done.set()
         stop_requests.set()
@@ -584,13 +615,16 @@ async def _drive(workload: Workload, port: int, token: str, seconds: float, n_st
 
     # --- figures
     window = t_work_done - t_go
-    rates, gaps, ends = [], [], 0
+    rates, gaps, ends, closes = [], [], 0, []
     for s in streams:
         inside = [t for t in s.times if t_go <= t <= t_work_done]
         rates.append(len(inside) / window if window > 0 else 0.0)
         edges = [t_go, *inside, t_work_done]
         gaps.append(max(b - a for a, b in itertools.pairwise(edges)) if inside else window)
-        ends += s.end is not None and s.eof is not None and s.eof - t_stop < 5
+        ends += s.end is not None and s.eof is not None and s.eof - t_stop < patience.end
+        if s.eof is not None:
+            closes.append(s.eof - t_stop)
+    delivered_after = sum(bool(s.times) and s.times[-1] > t_after for s in streams)
     stream_errors = [s.error for s in streams if s.error]
     drop_after = [s.dropped - s.opened for s in stalled if s.dropped is not None]
     stuck_to_drop = [s.dropped - s.stuck for s in stalled
@@ -618,7 +652,9 @@ async def _drive(workload: Workload, port: int, token: str, seconds: float, n_st
             "longest_gap_s": max(gaps, default=0.0),
             "errors": stream_errors[:10], "error_count": len(stream_errors),
             "bad_events": sum(s.bad_events for s in streams),
+            "delivered_after_load": delivered_after,
             "ended_with_end_event": ends,
+            "closed_after_stop_s": max(closes, default=None),
         },
         "stalled": {
             "count": n_stalled,
@@ -651,23 +687,34 @@ async def _drive(workload: Workload, port: int, token: str, seconds: float, n_st
         problems.append(f"{len(stream_errors)} event streams failed, e.g. {stream_errors[0]}")
     if result["streams"]["bad_events"]:
         problems.append(f"{result['streams']['bad_events']} malformed events")
+    if min(rates, default=0.0) == 0.0:
+        problems.append("a stream delivered no event while the load ran")
+    if delivered_after < n_streams:
+        problems.append(f"only {delivered_after} of {n_streams} streams delivered an event "
+                        f"after the load (and after the stalled clients were dropped)")
     if result["streams"]["longest_gap_s"] > STREAM_GAP_LIMIT:
-        problems.append(f"a stream went {result['streams']['longest_gap_s']:.1f} s without "
-                        f"an event (limit {STREAM_GAP_LIMIT} s)")
+        slow.append(f"a stream went {result['streams']['longest_gap_s']:.1f} s without "
+                    f"an event (limit {STREAM_GAP_LIMIT} s)")
     if ends < n_streams:
         problems.append(f"only {ends} of {n_streams} streams got the end event and closed "
-                        f"within 5 s of stop")
-    long_enough = window >= WRITE_TIMEOUT + DROP_MARGIN + 2  # else they cannot be gone yet
+                        f"within {patience.end:g} s of stop")
+    # else they cannot be gone yet
+    long_enough = window + patience.drop >= WRITE_TIMEOUT + DROP_MARGIN + 2
     result["stalled"]["judged"] = result["stalled"]["watched"] and long_enough
     if result["stalled"]["judged"]:
         if not_dropped:
             problems.append(f"{len(not_dropped)} of {n_stalled} stalled clients were not "
                             f"dropped while the program ran")
-        slow = [d for d in stuck_to_drop if d > WRITE_TIMEOUT + DROP_MARGIN]
-        if slow:
-            problems.append(f"a stalled client was dropped {max(slow):.1f} s after it "
-                            f"stopped taking data (WRITE_TIMEOUT {WRITE_TIMEOUT:g} s)")
+        late = [d for d in stuck_to_drop if d > WRITE_TIMEOUT + DROP_MARGIN]
+        if late:
+            slow.append(f"a stalled client was dropped {max(late):.1f} s after it "
+                        f"stopped taking data (WRITE_TIMEOUT {WRITE_TIMEOUT:g} s)")
+        early = [d for d in drop_after if d < WRITE_TIMEOUT]
+        if early:
+            problems.append(f"a stalled client was dropped {min(early):.1f} s after it "
+                            f"connected, before WRITE_TIMEOUT {WRITE_TIMEOUT:g} s")
     result["problems"] = problems
+    result["slow"] = slow
     return result
 
 
@@ -679,16 +726,16 @@ def parse_url(url: str) -> tuple[int, str]:
 
 
 def run_load(seconds: float, streams: int, rate: float, stalled: int, *,
-             env: dict[str, str] | None = None,
-             log: Callable[[str], None] = print) -> dict[str, Any]:
+             env: dict[str, str] | None = None, log: Callable[[str], None] = print,
+             patience: Patience = Patience()) -> dict[str, Any]:
     """The loaded run: start the monitored workload, drive the load, check the output."""
     workload = Workload("--monitor", "--handshake", "--seconds", str(seconds), env=env)
     try:
-        url = workload.expect("URL ", 30)[len("URL "):]
+        url = workload.expect("URL ", max(30, patience.io))[len("URL "):]
         port, token = parse_url(url)
         figures = asyncio.run(_drive(workload, port, token, seconds, streams, rate, stalled,
-                                     log))
-        out = workload.finish(30)
+                                     log, patience))
+        out = workload.finish(max(30, patience.io))
     finally:
         workload.kill()
     figures["workload"] = out
@@ -707,22 +754,30 @@ def check_output(name: str, out: dict[str, Any], reference: str | None) -> list[
         problems.append(f"{name}: wrote to stderr: {out['stderr'][:300]!r}")
     if out["foreign_stdout"]:
         problems.append(f"{name}: stdout lines not its own: {out['foreign_stdout'][:3]!r}")
-    if out["stop_ms"] is not None and out["stop_ms"] > STOP_LIMIT_MS:
-        problems.append(f"{name}: stop() took {out['stop_ms']:.0f} ms")
+    if name != "unmonitored" and out["stop_ms"] is None:
+        problems.append(f"{name}: stop() did not return (no STOP_MS line)")
     return problems
 
 
+def check_speed(name: str, out: dict[str, Any]) -> list[str]:
+    if out["stop_ms"] is not None and out["stop_ms"] > STOP_LIMIT_MS:
+        return [f"{name}: stop() took {out['stop_ms']:.0f} ms"]
+    return []
+
+
 def bench(seconds: float, streams: int, rate: float, stalled: int, baseline: float, *,
-          env: dict[str, str] | None = None,
-          log: Callable[[str], None] = print) -> dict[str, Any]:
-    """Baselines (unmonitored; monitored without load), then the loaded run."""
+          env: dict[str, str] | None = None, log: Callable[[str], None] = print,
+          patience: Patience = Patience()) -> dict[str, Any]:
+    """Baselines (unmonitored; monitored without load), then the loaded run.
+    ``problems`` lists what failed in behaviour, ``slow`` what was slower than the
+    benchmark's limits."""
     load_start = os.getloadavg()
     result: dict[str, Any] = {
         "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "python": platform.python_version(), "executable": sys.executable,
         "nproc": os.cpu_count(), "uname": " ".join(platform.uname()),
         "settings": {"seconds": seconds, "streams": streams, "rate": rate,
-                     "stalled": stalled, "baseline": baseline},
+                     "stalled": stalled, "baseline": baseline, "patience": asdict(patience)},
         "loadavg_start": load_start,
     }
     if baseline > 0:
@@ -733,20 +788,25 @@ def bench(seconds: float, streams: int, rate: float, stalled: int, baseline: flo
     else:
         unmonitored = run_workload("--units", "1", env=env)
         idle = None
-    loaded = run_load(seconds, streams, rate, stalled, env=env, log=log)
+    loaded = run_load(seconds, streams, rate, stalled, env=env, log=log, patience=patience)
     result["loadavg_end"] = os.getloadavg()
     reference = unmonitored["result"]
     problems = check_output("unmonitored", unmonitored, None)
+    slow = []
     if idle is not None:
         problems += check_output("monitored without load", idle, reference)
+        slow += check_speed("monitored without load", idle)
     problems += check_output("under load", loaded["workload"], reference)
+    slow += check_speed("under load", loaded["workload"])
     problems += loaded.pop("problems")
+    slow += loaded.pop("slow")
     result.update(loaded)
     result["unmonitored"] = {k: v for k, v in unmonitored.items() if k != "stdout"}
     result["monitored_idle"] = ({k: v for k, v in idle.items() if k != "stdout"}
                                 if idle is not None else None)
     result["workload"] = {k: v for k, v in result["workload"].items() if k != "stdout"}
     result["problems"] = problems
+    result["slow"] = slow
     return result
 
 
@@ -789,7 +849,8 @@ def report(result: dict[str, Any]) -> str:
         "|---|---|",
         f"| snapshot requests | {req['sent']} sent, {req['ok']} ok "
         f"({req['achieved_rate']:.1f}/s), {req['errors']} failed, "
-        f"{req.get('timeouts', 0)} unanswered within {IO_TIMEOUT:g} s, {req['skipped']} not "
+        f"{req.get('timeouts', 0)} unanswered within "
+        f"{s.get('patience', {}).get('io', IO_TIMEOUT):g} s, {req['skipped']} not "
         f"sent ({MAX_INFLIGHT} already open) |",
         f"| snapshot latency ms, p50 / p90 / p99 / max | {_ms(req['latency_ms'])} |",
         f"| ... from the scheduled time (adds the generator's lag) | "
@@ -799,7 +860,9 @@ def report(result: dict[str, Any]) -> str:
         f"{st['per_stream_per_s']['max']:.2f} |",
         f"| longest gap between a stream's events | {st['longest_gap_s']:.2f} s |",
         f"| streams failed / got the end event at stop | {st['error_count']} / "
-        f"{st['ended_with_end_event']} of {st['count']} |",
+        f"{st['ended_with_end_event']} of {st['count']}"
+        + (f", the last closed {st['closed_after_stop_s']:.2f} s after stop"
+           if st.get("closed_after_stop_s") is not None else "") + " |",
         f"| stalled streams dropped | {stl['dropped']} of {stl['count']}, "
         f"{_range(stl['dropped_after_s'])} after connecting, "
         f"{_range(stl['stuck_to_drop_s'])} after they stopped taking data (the server "
@@ -829,6 +892,8 @@ def report(result: dict[str, Any]) -> str:
     ]
     for problem in result["problems"]:
         lines.append(f"\nFAILED: {problem}")
+    for problem in result.get("slow", []):
+        lines.append(f"\nTOO SLOW: {problem}")
     return "\n".join(lines)
 
 
@@ -868,7 +933,7 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(report(result))
     print(f"\n(raw results: {os.path.relpath(out, ROOT)})")
-    return 1 if result["problems"] else 0
+    return 1 if result["problems"] or result["slow"] else 0
 
 
 if __name__ == "__main__":

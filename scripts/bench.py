@@ -13,17 +13,22 @@ And bench/load.py: 50 event streams, 10 stalled ones and 200 snapshot requests/s
 against a monitored CPU workload for 60 s; then, when the test environment
 .venv-test/py3.X exists (`make test` makes it), the fuzz test tests/test_fuzz.py,
 which writes its case count to bench/results/<date>-py3.X-fuzz-load.json.
+And, with that test environment too, bench/figures.py: the timings the test suite
+measures but does not bound (exit delays, drop times, latencies, sample rates), from
+the tests that measure them.
 
-    scripts/bench.py             all three (`make bench`)
+    scripts/bench.py             all four (`make bench`)
     scripts/bench.py table       the side-by-side table only
     scripts/bench.py bounded     the bounded-cost scenario only (`make bench-bounded`)
     scripts/bench.py load        the load benchmark and the fuzz count (`make bench-load`)
+    scripts/bench.py figures     the tests' figures only
 
 Environment: BENCH_PYTHONS, BENCH_RUNS (default 5), BENCH_ROWS, BENCH_COLUMNS,
 BENCH_SCALE, BENCH_TIMEOUT, BENCH_BROWSER (see bench/run.py); BOUNDED_SECONDS,
 BOUNDED_HOURS (see bench/bounded.py); LOAD_SECONDS (default 60),
-STETHOSCOPE_FUZZ_EXAMPLES (see tests/test_fuzz.py). Raw results go to
-bench/results/<date>-py3.X.json, <date>-bounded-py3.X.json and <date>-py3.X-load.json.
+STETHOSCOPE_FUZZ_EXAMPLES (see tests/test_fuzz.py); FIGURES_RUNS (default 3). Raw
+results go to bench/results/<date>-py3.X.json, <date>-bounded-py3.X.json,
+<date>-py3.X-load.json and <date>-py3.X-figures.json.
 """
 
 import os
@@ -105,13 +110,14 @@ def prepare_env(minor, base_python, full_version):
 
 def main():
     what = sys.argv[1] if len(sys.argv) > 1 else "all"
-    if what not in ("all", "table", "bounded", "load"):
-        say("usage: bench.py [all|table|bounded|load]")
+    if what not in ("all", "table", "bounded", "load", "figures"):
+        say("usage: bench.py [all|table|bounded|load|figures]")
         return 2
     minors = (os.environ.get("BENCH_PYTHONS") or "").replace(",", " ").split() or DEFAULT_PYTHONS
     stamp = time.strftime("%Y-%m-%dT%H%M%S")
     os.makedirs(RESULTS, exist_ok=True)
     outputs, bounded, loads, failures, report_python = [], [], [], [], None
+    figures, figures_python = [], None
     found = []
     for minor in minors:
         hit = pythons.find(minor)
@@ -168,6 +174,20 @@ def main():
             else:
                 say("note: no %s (`make test` makes it): the fuzz test is left out"
                     % os.path.relpath(test_py, ROOT))
+        if what in ("all", "figures"):
+            test_py = os.path.join(ROOT, ".venv-test", "py" + minor, "bin", "python")
+            if os.path.exists(test_py):
+                out = os.path.join(RESULTS, "%s-py%s-figures.json" % (stamp, minor))
+                code = run([test_py, os.path.join("bench", "figures.py"), "--out", out,
+                            "--runs", os.environ.get("FIGURES_RUNS") or "3"])
+                if os.path.exists(out):
+                    figures.append(out)
+                    figures_python = test_py
+                if code != 0:
+                    failures.append("CPython %s: bench/figures.py exit %d" % (full, code))
+            else:
+                say("note: no %s (`make test` makes it): the tests' figures are left out"
+                    % os.path.relpath(test_py, ROOT))
 
     if outputs:
         say()
@@ -181,6 +201,9 @@ def main():
     if loads:
         say()
         run([report_python, os.path.join("bench", "load.py"), "--report"] + loads)
+    if figures:
+        say()
+        run([figures_python, os.path.join("bench", "figures.py"), "--report"] + figures)
     for failure in failures:
         say("FAILED: " + failure)
     return 1 if failures or (what in ("all", "table") and not outputs) else 0

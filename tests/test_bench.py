@@ -8,6 +8,7 @@ figures, and that ``--report`` prints the same table from the saved JSON.
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -36,19 +37,21 @@ def test_bench_runs_one_small_row_and_reports_sane_figures(tmp_path: Path) -> No
     assert result["failed"] == {} and result["na"] == {}
     cells = result["cells"]["calls"]
     assert set(cells) == set(COLUMNS)
+    # Sane means present, finite and of the right sign: how large a time or a ratio is
+    # depends on the machine and its load, and is the benchmark's to report, not ours.
     for column in COLUMNS:
         cell = cells[column]
         assert cell["n"] == 1
-        assert 0 < cell["wall_median"] < 60
-        assert 0 < cell["cpu_median"] < 60
+        assert 0 < cell["wall_median"] < math.inf
+        assert 0 < cell["cpu_median"] < math.inf
         assert 5 < cell["maxrss_mib_median"] < 2000
     for column in COLUMNS[1:]:
-        assert 0.3 < cells[column]["ratio"] < 100
+        assert 0 < cells[column]["ratio"] < math.inf
         assert cells[column]["ratio_min"] <= cells[column]["ratio"] <= cells[column]["ratio_max"]
-        assert 0.2 < cells[column]["cpu_ratio"] < 100
-        assert abs(cells[column]["exit_delay_ms"]) < 5000
+        assert 0 < cells[column]["cpu_ratio"] < math.inf
+        assert math.isfinite(cells[column]["exit_delay_ms"])
     sample = cells["stethoscope-sample"]
-    assert sample["stop_ms_median"] is not None and 0 <= sample["stop_ms_median"] < 5000
+    assert sample["stop_ms_median"] is not None and 0 <= sample["stop_ms_median"] < math.inf
     assert sample["sample_hz_median"] is not None and sample["sample_hz_median"] >= 0
     assert result["machine"]["python"] == ".".join(map(str, sys.version_info[:3]))
     results = {r["result"] for r in result["records"]}
@@ -64,3 +67,24 @@ def test_bench_runs_one_small_row_and_reports_sane_figures(tmp_path: Path) -> No
     assert report.returncode == 0, report.stderr
     assert header in report.stdout
     assert report.stdout.strip() in proc.stdout
+
+
+def test_the_figures_benchmark_runs_every_test_that_records_a_figure() -> None:
+    """bench/figures.py reports what the tests measure but do not bound (a bound on a
+    duration is a flaky test); a test that records a figure it does not run is lost."""
+    import ast
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_figures", ROOT / "bench" / "figures.py")
+    assert spec is not None and spec.loader is not None
+    figures = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(figures)
+    recording = set()
+    for path in sorted((ROOT / "tests").glob("test_*.py")):
+        for node in ast.parse(path.read_text()).body:
+            if isinstance(node, ast.FunctionDef) and node.name.startswith("test_") and any(
+                    isinstance(call, ast.Call) and isinstance(call.func, ast.Name)
+                    and call.func.id == "record_figure" for call in ast.walk(node)):
+                recording.add(f"tests/{path.name}::{node.name}")
+    assert recording  # the check can fail
+    assert set(figures.TESTS) == recording

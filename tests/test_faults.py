@@ -50,8 +50,24 @@ HARNESS = textwrap.dedent('''
     from stethoscope.recordings import file as recording
     from stethoscope.collectors import counting, filters, lines, monitoring, sampler, threads
     from stethoscope.model import snapshot, store
+    from stethoscope.monitor import housekeeping
 
     ARMED = [bool(spec.get("at_start"))]  # faults fire during trace() only if at_start
+    FIRED = [0]  # how many times the fault was raised
+    ROUNDS = [0]  # how many times the prober has asked every endpoint
+    TICKS = [0]  # how many times the sampler thread's periodic work (folds, lines ticks) ran
+
+
+    def counted(run):
+        def wrapper(self):
+            try:
+                run(self)
+            finally:
+                TICKS[0] += 1
+        return wrapper
+
+
+    housekeeping.Housekeeping.run = counted(housekeeping.Housekeeping.run)
 
 
     def own_caller():
@@ -76,8 +92,10 @@ HARNESS = textwrap.dedent('''
             if seconds is not None and calls[0] > after:
                 began[:] = began or [time.monotonic()]
                 if time.monotonic() - began[0] < seconds:
+                    FIRED[0] += 1
                     raise RuntimeError("injected fault")
             elif after < calls[0] <= after + times:
+                FIRED[0] += 1
                 raise RuntimeError("injected fault")
             return original(*args, **kwargs)
 
@@ -112,6 +130,7 @@ HARNESS = textwrap.dedent('''
         def files(path):
             if path == prog:
                 return True
+            FIRED[0] += 1
             raise RuntimeError("injected fault")
 
     ENDPOINTS = ["/", "/static/js/main.js", "/api/snapshot", "/api/activity", "/metrics",
@@ -122,7 +141,7 @@ HARNESS = textwrap.dedent('''
 
     def fetch(base, token, path):
         try:
-            with urllib.request.urlopen(f"{base}{path}?token={token}", timeout=5) as resp:
+            with urllib.request.urlopen(f"{base}{path}?token={token}", timeout=60) as resp:
                 if path == "/api/events":  # the first event, then hang up
                     data = b""
                     while data.count(b"\\n\\n") < 2:
@@ -145,6 +164,7 @@ HARNESS = textwrap.dedent('''
         while True:
             for e in ENDPOINTS:
                 seen[e].append(fetch(base, token, e))
+            ROUNDS[0] += 1
             if stop.wait(0.1):
                 return
 
@@ -154,7 +174,7 @@ HARNESS = textwrap.dedent('''
         data = b""
         try:
             with urllib.request.urlopen(f"{base}/api/events?token={token}",
-                                        timeout=10) as resp:
+                                        timeout=60) as resp:
                 connected.set()
                 while True:
                     chunk = resp.read1(65536)
@@ -180,7 +200,7 @@ HARNESS = textwrap.dedent('''
                threading.Thread(target=probe, args=(base, token, stop), name="prober",
                                 daemon=True)]
     helpers[0].start()
-    connected.wait(10)  # the stream's first snapshot is the first build
+    connected.wait(60)  # the stream's first snapshot is the first build
     helpers[1].start()
     code = 0
     sys.argv = sys.argv[1:]
@@ -189,11 +209,31 @@ HARNESS = textwrap.dedent('''
     except SystemExit as exc:
         code = exc.code
     finally:
+        # Before anything is read: the fault has fired (while the program ran or
+        # after), the monitor has noted it (unless the spec says it notes nothing), and
+        # the prober has asked every endpoint since; however long a loaded machine takes.
+        deadline = time.monotonic() + 60
+
+        def noted():
+            return any("injected fault" in note for note in mon.snapshot().notes)
+
+        def sampling():
+            return any(t.name == "stethoscope-sampler" for t in threading.enumerate())
+
+        while time.monotonic() < deadline and fault and not (
+                FIRED[0] and (noted() or not spec.get("note", True))):
+            time.sleep(0.02)
+        # two more periodic runs: the second began after the program ended, so its fold
+        # (and lines tick) holds everything the program ran
+        ticks, rounds = TICKS[0], ROUNDS[0]
+        while time.monotonic() < deadline and TICKS[0] < ticks + 2 and sampling():
+            time.sleep(0.02)
+        while time.monotonic() < deadline and ROUNDS[0] < rounds + 2:
+            time.sleep(0.02)
         if spec.get("recover"):
             ARMED[0] = False  # what failed works again: the monitor may recover
-        time.sleep(spec.get("linger", 0.3))  # more ticks of the monitor after the program
         stop.set()
-        helpers[1].join(10)
+        helpers[1].join(60)
         final = {e: fetch(base, token, e) for e in ENDPOINTS}
         try:
             snap = mon.snapshot()
@@ -204,9 +244,9 @@ HARNESS = textwrap.dedent('''
             notes, report = list(mon.store._notes), {"error": repr(exc)}
         sampler_alive = any(t.name == "stethoscope-sampler" for t in threading.enumerate())
         stethoscope.stop()
-        helpers[0].join(5)
+        helpers[0].join(60)
         leaks = []
-        deadline = time.monotonic() + 2
+        deadline = time.monotonic() + 30
         while time.monotonic() < deadline and any(
                 t.name.startswith("stethoscope") for t in threading.enumerate()):
             time.sleep(0.02)
@@ -319,7 +359,7 @@ def baseline(workdir: Path, program: Path) -> subprocess.CompletedProcess[str]:
 
 
 def run_parallel(jobs: list[tuple[list[str], dict[str, str]]], cwd: Path,
-                 timeout: float = 60) -> list[subprocess.CompletedProcess[str]]:
+                 timeout: float = 180) -> list[subprocess.CompletedProcess[str]]:
     """``python *args`` with each (args, extra environment), PARALLEL at a time."""
     done: list[subprocess.CompletedProcess[str]] = []
     for first in range(0, len(jobs), PARALLEL):
@@ -340,7 +380,7 @@ def run_parallel(jobs: list[tuple[list[str], dict[str, str]]], cwd: Path,
 
 
 def run_monitored(workdir: Path, program: Path, specs: list[dict[str, Any]],
-                  timeout: float = 60) -> list[Run]:
+                  timeout: float = 180) -> list[Run]:
     """Run the program under harness.py once per spec (in parallel)."""
     jobs, outs = [], []
     for n, spec in enumerate(specs):
@@ -486,7 +526,8 @@ def test_a_snapshot_build_that_raises_answers_one_line_500s_then_recovers(
     # Every build fails from the second on (the stream's first is the first), until
     # the program ends.
     (run,) = run_monitored(workdir, program, [{"fault": "snapshot_json", "mode": "auto",
-                                               "seconds": 60, "recover": True}])
+                                               "seconds": 60, "recover": True,
+                                               "note": False}])
     assert_same_program(run, plain)
     assert run.monitor_lines() == [line for line in run.monitor_lines()
                                    if line.startswith("stethoscope: serving ")]
@@ -506,9 +547,10 @@ def test_a_recorder_that_raises_stops_recording_with_one_note(workdir: Path) -> 
     program = write_program(workdir, "work.py", WORK)
     plain = baseline(workdir, program)
     record = str(workdir / "faulty.stetho")
-    # It lingers past the recorder's first record, which fails (not only the last).
+    # Its first record fails while the program is monitored (the harness waits for the
+    # fault and its note before it stops the monitor), not only the last.
     (run,) = run_monitored(workdir, program, [{"fault": "recorder", "mode": "auto",
-                                               "record": record, "linger": 1.2}])
+                                               "record": record}])
     assert_same_program(run, plain)
     assert_one_note(run, "stopped after an error")
     assert run.report["sampler_alive"]

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import re
 import signal
 import subprocess
 import textwrap
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
 
-from conftest import child_env, run_cli, start_python
+from conftest import child_env, read_url, record_figure, run_cli, start_python, wait_for
 
 SCENARIOS = {
     "queue": ("""
@@ -66,12 +68,16 @@ SCENARIOS = {
         client = socket.create_connection(server.server_address)  # holds a connection open
         client.sendall(b"GET / HTTP/1.1\\r\\n")  # CREATED
         import time
-        time.sleep(0.5)
+        deadline = time.monotonic() + 60  # until its request thread (non-daemon) runs:
+        while time.monotonic() < deadline and not [  # alive, not only started (a thread
+                t for t in threading.enumerate()  # still starting when main ends may be
+                if "process_request" in t.name and t.is_alive()]:  # missed by the exit)
+            time.sleep(0.01)
     """, "Thread-", "waiting in a socket read", "daemon_threads = True"),
 }
 
 
-def _hang_report(script: Path, timeout: float = 20.0) -> tuple[str, float]:
+def _hang_report(script: Path, timeout: float = 60.0) -> tuple[str, float]:
     """Run script under `stethoscope run --hang-report 1`; return the report and when it came."""
     proc = subprocess.Popen(
         [*_cli(), "run", "--port", "0", "--hang-report", "1", str(script)],
@@ -89,9 +95,11 @@ def _hang_report(script: Path, timeout: float = 20.0) -> tuple[str, float]:
             if "keep the process alive" in line or "keeps the process alive" in line:
                 break
         elapsed = time.monotonic() - started
-        time.sleep(0.3)  # the report is one write; give it time to land in the pipe
+        # The report is one write() of a few KB (these are 1-2.5 KB): a pipe write of
+        # up to PIPE_BUF (4 KiB) lands whole, so once its first line is read the rest
+        # is in the pipe, and a kill cannot cut it.
         proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=10)
+        proc.wait(timeout=60)
         return "".join(lines) + proc.stderr.read(), elapsed
     finally:
         proc.kill()
@@ -130,7 +138,8 @@ def test_each_classic_hang_is_named_located_and_explained(tmp_path: Path, scenar
     else:  # started inside socketserver, by a thread the script started
         assert "socketserver.py" in block and "by thread http-acceptor, itself started at " \
             f"{script}:{created_line - 2}" in block
-    assert elapsed < 10, elapsed
+    # it came (within _hang_report's generous timeout); how soon is the benchmark's
+    record_figure(f"hang report with --hang-report 1, from start ({scenario})", elapsed)
 
 
 def test_a_thread_started_from_main_without_daemon_is_called_inherited(tmp_path: Path) -> None:
@@ -157,10 +166,11 @@ def test_a_program_whose_threads_end_prints_no_report(tmp_path: Path) -> None:
     script.write_text(textwrap.dedent("""
         import threading, time
         def work():
-            time.sleep(0.3)
+            time.sleep(0.3)  # a non-daemon thread that ends on its own, soon after main
         threading.Thread(target=work, name="finisher").start()
     """))
-    result = run_cli(["run", "--port", "0", "--hang-report", "1", str(script)], timeout=30)
+    # it must end well before the report is due, however loaded the machine
+    result = run_cli(["run", "--port", "0", "--hang-report", "30", str(script)], timeout=100)
     assert result.returncode == 0
     assert "keep" not in result.stderr and "non-daemon" not in result.stderr, result.stderr
 
@@ -169,9 +179,11 @@ def test_hang_report_zero_turns_it_off(tmp_path: Path) -> None:
     script = tmp_path / "off.py"
     script.write_text(textwrap.dedent("""
         import threading, time
-        threading.Thread(target=time.sleep, args=(2,), name="sleeper").start()
+        # it holds the exit past the default --hang-report (3 s): without the 0 the
+        # report would come
+        threading.Thread(target=time.sleep, args=(4,), name="sleeper").start()
     """))
-    result = run_cli(["run", "--port", "0", "--hang-report", "0", str(script)], timeout=30)
+    result = run_cli(["run", "--port", "0", "--hang-report", "0", str(script)], timeout=100)
     assert result.returncode == 0
     assert "sleeper" not in result.stderr
 
@@ -184,8 +196,12 @@ def test_the_page_data_carries_the_exit_banner(tmp_path: Path) -> None:
         threading.Thread(target=never.wait, name="holder").start()
         url = stethoscope.current().url.replace("/?", "/api/snapshot?")
         def watch():
-            time.sleep(1.5)
-            data = json.load(urllib.request.urlopen(url, timeout=5))
+            deadline = time.monotonic() + 60
+            while True:  # until the hang report is out (--hang-report 1)
+                data = json.load(urllib.request.urlopen(url, timeout=60))
+                if data["exit"] and data["exit"]["reported"] or time.monotonic() > deadline:
+                    break
+                time.sleep(0.05)
             holder = next(t for t in data["threads"] if t["name"] == "holder")
             blocking = data["exit"]["blocking"]
             print(data["state"], data["exit"]["reported"], holder["ident"] in blocking,
@@ -193,7 +209,7 @@ def test_the_page_data_carries_the_exit_banner(tmp_path: Path) -> None:
             never.set()
         threading.Thread(target=watch, name="watcher", daemon=True).start()
     """))
-    result = run_cli(["run", "--port", "0", "--hang-report", "1", str(script)], timeout=30)
+    result = run_cli(["run", "--port", "0", "--hang-report", "1", str(script)], timeout=100)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "main-finished True True event True"
 
@@ -202,23 +218,31 @@ def test_dump_signal_prints_the_thread_report(tmp_path: Path) -> None:
     script = tmp_path / "dumpme.py"
     script.write_text(textwrap.dedent("""
         import threading, time
-        threading.Thread(target=time.sleep, args=(30,), name="napper", daemon=True).start()
+        threading.Thread(target=time.sleep, args=(300,), name="napper", daemon=True).start()
         print("ready", flush=True)
-        time.sleep(30)
+        time.sleep(300)  # the program the test signals, then kills
     """))
     proc = start_python(["-m", "stethoscope", "run", "--port", "0", "--dump-signal", "USR1",
                          str(script)])
     try:
+        snapshot_url = read_url(proc).replace("/?", "/api/snapshot?")
+
+        def napping() -> bool:  # the sampler has published the napper, asleep
+            data = json.load(urllib.request.urlopen(snapshot_url, timeout=60))
+            return any(t["name"] == "napper" and t["kind"] == "sleep" for t in data["threads"])
+
         assert proc.stdout is not None and proc.stdout.readline() == "ready\n"
-        time.sleep(0.5)
+        wait_for(napping)
         proc.send_signal(signal.SIGUSR1)
         assert proc.stderr is not None
         text = ""
-        deadline = time.monotonic() + 10
-        while "napper" not in text and time.monotonic() < deadline:
+        deadline = time.monotonic() + 60
+        # the report up to the napper's state line (header, creation site, state)
+        while not re.search(r'Thread "napper.*\n(.*\n)*?\s+state: .*\n', text) \
+                and time.monotonic() < deadline:
             text += proc.stderr.readline()
-        time.sleep(0.3)  # the report is one write
-        assert proc.poll() is None, "the signal must not end the program"
+        # the signal did not end the program: it still serves
+        assert proc.poll() is None and napping(), "the signal must not end the program"
         proc.kill()
         proc.wait()
         block = _block(text + proc.stderr.read(), "napper")

@@ -11,7 +11,7 @@ from dataclasses import replace
 
 import pytest
 
-from stethoscope.children.reporter import FINAL_TIMEOUT, Reporter, post
+from stethoscope.children.reporter import Reporter, post
 from stethoscope.model import (
     ChildReport,
     FileHeat,
@@ -23,6 +23,8 @@ from stethoscope.model import (
     ThreadInfo,
     combine,
 )
+
+from conftest import record_figure
 
 NOW = 1_000_000.0
 
@@ -156,12 +158,17 @@ def test_the_final_report_reaches_a_monitor_that_answers_late() -> None:
         body = b'{"final": "report"}'
         reporter = Reporter("127.0.0.1", port, "t" * 16, lambda final: (body, lambda: None),
                             on_lost=lambda why: None)
+        # True: handed to the kernel within FINAL_TIMEOUT (its own deadline: past it,
+        # final() gives up and says False), before this listener accepted anything
+        # (nothing answers it here: a final() that waited for the answer would give
+        # up). How long it took is the benchmark's figure.
         began = time.monotonic()
         assert reporter.final() is True
-        assert time.monotonic() - began < FINAL_TIMEOUT
+        record_figure("final report handed over, to a monitor that accepts late",
+                      time.monotonic() - began)
         conn, _ = listener.accept()
         with conn:
-            conn.settimeout(2)
+            conn.settimeout(60)
             data = b""
             while chunk := conn.recv(4096):
                 data += chunk
@@ -185,7 +192,7 @@ def test_a_refused_connection_means_the_monitor_is_gone() -> None:
         lost: list[str] = []
         reporter = Reporter("127.0.0.1", port, "t" * 16, _make, on_lost=lost.append)  # type: ignore[arg-type]
         reporter.start()
-        deadline = time.monotonic() + 5
+        deadline = time.monotonic() + 60
         while not lost and time.monotonic() < deadline:
             time.sleep(0.05)
         reporter.stop()
@@ -199,10 +206,10 @@ def test_post_reads_the_status_of_a_real_server() -> None:
         port = mon.port  # type: ignore[union-attr]
         token = mon.config.token
         body = report(424242, {1: 1}).to_json()
-        assert post("127.0.0.1", port, f"/api/report?token={token}", body, 2.0)[0] == 204
-        assert post("127.0.0.1", port, "/api/report?token=wrong", body, 2.0)[0] == 403
-        assert post("127.0.0.1", port, f"/api/report?token={token}", b"{", 2.0)[0] == 400
-        assert post("127.0.0.1", port, f"/api/snapshot?token={token}", body, 2.0)[0] == 405
+        assert post("127.0.0.1", port, f"/api/report?token={token}", body, 60)[0] == 204
+        assert post("127.0.0.1", port, "/api/report?token=wrong", body, 60)[0] == 403
+        assert post("127.0.0.1", port, f"/api/report?token={token}", b"{", 60)[0] == 400
+        assert post("127.0.0.1", port, f"/api/snapshot?token={token}", body, 60)[0] == 405
         pids = [p.pid for p in mon.snapshot("all").processes]
         assert 424242 in pids
 
@@ -216,13 +223,13 @@ def test_reports_arriving_from_many_threads_at_once_are_all_taken() -> None:
 
         def send(pid: int) -> None:
             statuses.append(post("127.0.0.1", port, f"/api/report?token={token}",
-                                 report(pid, {1: pid}).to_json(), 5.0)[0])
+                                 report(pid, {1: pid}).to_json(), 60)[0])
 
         threads = [threading.Thread(target=send, args=(500000 + i,)) for i in range(20)]
         for t in threads:
             t.start()
         for t in threads:
-            t.join(10)
+            t.join(120)
         assert statuses == [204] * 20
         combined = mon.snapshot("all")
         assert len(combined.processes) == 21

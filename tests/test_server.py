@@ -17,8 +17,9 @@ import pytest
 
 import stethoscope
 from stethoscope.model import SCHEMA_VERSION
+from stethoscope.server.stream import WRITE_TIMEOUT
 
-from conftest import holding_default_port
+from conftest import holding_default_port, record_figure, wait_for
 
 HERE = Path(__file__).resolve()
 
@@ -35,7 +36,7 @@ def tok(mon: stethoscope.Monitor) -> str:
 
 def get(mon: stethoscope.Monitor, path: str, headers: dict[str, str] | None = None,
         method: str = "GET", body: bytes | None = None) -> tuple[int, Any, bytes]:
-    conn = http.client.HTTPConnection("127.0.0.1", mon.port, timeout=5)
+    conn = http.client.HTTPConnection("127.0.0.1", mon.port, timeout=60)
     try:
         conn.request(method, path, body=body, headers=headers or {})
         resp = conn.getresponse()
@@ -44,7 +45,7 @@ def get(mon: stethoscope.Monitor, path: str, headers: dict[str, str] | None = No
         conn.close()
 
 
-def raw(mon: stethoscope.Monitor, data: bytes, timeout: float = 5.0) -> bytes:
+def raw(mon: stethoscope.Monitor, data: bytes, timeout: float = 60.0) -> bytes:
     """Send bytes as they are, half-close, and read the whole answer (a reset ends it)."""
     out = b""
     with socket.create_connection(("127.0.0.1", mon.port), timeout=timeout) as sock:
@@ -62,8 +63,9 @@ def host(mon: stethoscope.Monitor) -> str:
     return f"127.0.0.1:{mon.port}"
 
 
-def this_file(mon: stethoscope.Monitor, timeout: float = 5.0) -> dict[str, Any]:
-    """Run code in this module for 0.5 s, then wait until the snapshot lists this file."""
+def this_file(mon: stethoscope.Monitor, timeout: float = 60.0) -> dict[str, Any]:
+    """Run code in this module for 0.5 s at least (for the sampler to see), and on until
+    the snapshot lists this file."""
     began, busy = time.monotonic(), 0
     while time.monotonic() < began + timeout:
         busy += sum(range(200))
@@ -232,14 +234,23 @@ def test_malformed_requests_get_no_500_no_output_and_server_keeps_answering(
         assert b"Traceback" not in answer and b'"files"' not in answer, name
         status, _, body = get(mon, f"/api/snapshot?{tok(mon)}")
         assert status == 200 and json.loads(body)["schema"] == SCHEMA_VERSION, name
-    # slowloris-lite: a request that never finishes does not hold up others
-    with socket.create_connection(("127.0.0.1", mon.port), timeout=5) as slow:
+    # slowloris-lite: a request that never finishes does not hold up others: one is
+    # answered while the unfinished one is still being read (it is dropped only
+    # READ_TIMEOUT on). How soon is the benchmark's figure.
+    def handlers() -> set[threading.Thread]:
+        return {t for t in threading.enumerate() if t.name == "stethoscope-http"}
+
+    earlier = handlers()
+    with socket.create_connection(("127.0.0.1", mon.port), timeout=60) as slow:
         slow.sendall(b"GET /api/snapshot HTTP/1.1\r\nHost: x")
-        time.sleep(0.1)
+        wait_for(lambda: handlers() - earlier)  # its handler thread is reading it
         began = time.monotonic()
         status, _, body = get(mon, f"/api/snapshot?{tok(mon)}")
+        record_figure("snapshot while an unfinished request is open", time.monotonic() - began)
         assert status == 200 and json.loads(body)["pid"] == os.getpid()
-        assert time.monotonic() - began < 1.0
+        slow.setblocking(False)
+        with pytest.raises(BlockingIOError):  # neither answered nor closed: still read
+            slow.recv(1)
     mon.stop()
     captured = capfd.readouterr()
     assert captured.err == "" and captured.out == ""
@@ -258,7 +269,7 @@ def test_absolute_form_target_with_broken_ipv6_host_is_a_client_error(
 @contextlib.contextmanager
 def open_stream(mon: stethoscope.Monitor) -> Iterator[tuple[socket.socket, bytes, bytes]]:
     """An /api/events connection: the socket, the response head, what followed it."""
-    with socket.create_connection(("127.0.0.1", mon.port), timeout=5) as sock:
+    with socket.create_connection(("127.0.0.1", mon.port), timeout=60) as sock:
         sock.sendall(stream_request(mon))
         buf = b""
         while b"\r\n\r\n" not in buf:
@@ -289,27 +300,28 @@ def read_events(sock: socket.socket, buf: bytes, until: float, want: int
 
 
 def test_event_stream_sends_snapshots_then_end_event_on_stop(mon: stethoscope.Monitor) -> None:
-    began = time.monotonic()
     with open_stream(mon) as (sock, head, buf):
         assert head.startswith(b"HTTP/1.0 200 ")
         assert b"Content-Type: text/event-stream" in head.split(b"\r\n")
-        buf, events, eof = read_events(sock, buf, began + 1.5, want=5)
+        # retry + three snapshots, one every STREAM_INTERVAL (how many a second under
+        # load is bench/load.py's figure)
+        buf, events, eof = read_events(sock, buf, time.monotonic() + 60, want=4)
         assert not eof
         assert list(events[0]) == ["retry"] and events[0]["retry"].isdigit()
-        assert len(events) >= 4, events  # retry + at least three snapshots in 1.5 s
+        assert len(events) >= 4, events
         for event in events[1:]:
             snap = json.loads(event["data"])
             assert (event["event"], snap["schema"], snap["pid"], snap["state"]) == (
                 "snapshot", SCHEMA_VERSION, os.getpid(), "running")
         stopper = threading.Thread(target=mon.stop)
         stopper.start()
-        buf, events, eof = read_events(sock, buf, time.monotonic() + 3.0, want=100)
-        stopper.join(5)
+        buf, events, eof = read_events(sock, buf, time.monotonic() + 60, want=100)
+        stopper.join(60)
         assert not stopper.is_alive() and events and events[-1]["event"] == "end", events
         assert json.loads(events[-1]["data"])["state"] == "stopped"
         assert all(e["event"] == "snapshot" for e in events[:-1])
         if not eof:
-            sock.settimeout(1.0)
+            sock.settimeout(60)
             assert sock.recv(1) == b""
 
 
@@ -329,13 +341,13 @@ def test_end_event_says_stopped_even_when_stop_lands_mid_snapshot(
 
     monkeypatch.setattr(mon, "snapshot", slow_build)
     with open_stream(mon) as (sock, _, buf):
-        buf, events, _ = read_events(sock, buf, time.monotonic() + 3, want=2)
+        buf, events, _ = read_events(sock, buf, time.monotonic() + 60, want=2)
         # retry, then one snapshot or more (the first leaves at once)
         assert len(events) >= 2 and all(e["event"] == "snapshot" for e in events[1:]), events
         armed.set()
-        assert building.wait(3)
+        assert building.wait(60)
         mon.stop()
-        _, events, eof = read_events(sock, buf, time.monotonic() + 3, want=100)
+        _, events, eof = read_events(sock, buf, time.monotonic() + 60, want=100)
     assert eof and events and events[-1]["event"] == "end", events
     assert json.loads(events[-1]["data"])["state"] == "stopped"
 
@@ -356,7 +368,7 @@ def big_snapshots(threads: int = 100, depth: int = 60) -> Iterator[None]:
     finally:
         release.set()
         for worker in workers:
-            worker.join(5)
+            worker.join(30)
 
 
 def send_queues(port: int) -> list[int]:
@@ -388,35 +400,41 @@ def test_stop_is_prompt_with_stalled_and_open_streams() -> None:
                 clients.append(sock := socket.socket())
                 if i < 5:  # five clients that never read, with small buffers; two that do
                     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 2048)
-                sock.settimeout(5)
+                sock.settimeout(60)
                 sock.connect(("127.0.0.1", port))
                 sock.sendall(stream_request(mon))
                 if i >= 5:
                     readers.append(threading.Thread(target=drain, args=(sock,), daemon=True))
                     readers[-1].start()
             before: list[int] = []
-            for _ in range(20):  # until the server's writes to the five block (Linux)
-                time.sleep(0.3)
+            deadline = time.monotonic() + 60
+            while True:  # until the server's writes to the five block (Linux)
+                time.sleep(0.3)  # the pace of the polls: unchanged queues over one
                 now = send_queues(port)
                 if sum(q > 1 << 18 and q in before for q in now) >= 5:
                     break
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"the clients never stalled: {now}")
                 before = now
-            else:
-                raise AssertionError(f"the clients never stalled: {now}")
+            # stop() does not wait for them: a stream thread blocked in a write to one
+            # of them would end only at WRITE_TIMEOUT, so stop() returns, and every
+            # thread of the monitor is gone, before that (in milliseconds, idle: the
+            # benchmark's figure, bench/load.py's "stop() ms" with stalled streams).
             began = time.monotonic()
             mon.stop()
-            assert time.monotonic() - began < 1.0
+            stopped = time.monotonic() - began
+            record_figure("stop() with 5 stalled and 2 open event streams", stopped)
+            assert stopped < WRITE_TIMEOUT, stopped
+            while own_threads() and time.monotonic() < began + WRITE_TIMEOUT:
+                time.sleep(0.01)
+            assert own_threads() == []
             for reader in readers:
-                reader.join(2)
+                reader.join(60)
             assert ended == [True, True]
             with socket.socket() as probe:
                 probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
                 probe.bind(("127.0.0.1", port))
                 probe.listen()
-            deadline = time.monotonic() + 1.0
-            while own_threads() and time.monotonic() < deadline:
-                time.sleep(0.01)
-            assert own_threads() == []
         finally:
             mon.stop()
             for sock in clients:

@@ -17,6 +17,7 @@ from stethoscope.collectors.threads import ENDED_KEEP, ENDED_MAX, ThreadDescribe
 from stethoscope.model import Frame, Store
 
 import workloads
+from conftest import wait_for
 
 QUEUE = queue.__file__
 THREADING = threading.__file__
@@ -93,7 +94,7 @@ def test_ended_threads_stay_listed_for_a_while_then_age_out() -> None:
 
     assert listing()["short"] is True
     release.set()
-    worker.join(5)
+    worker.join(30)
     clock.t += 1
     assert listing()["short"] is False  # ended, still listed
     clock.t += ENDED_KEEP + 1
@@ -102,9 +103,15 @@ def test_ended_threads_stay_listed_for_a_while_then_age_out() -> None:
 
 def test_many_short_lived_threads_neither_leak_nor_crash() -> None:
     with stethoscope.trace(port=0, quiet=True) as mon:
-        workloads.run_in_batches(time.sleep, (0.02,))
-        time.sleep(0.5)
-        snap = mon.snapshot()
+        workloads.run_in_batches(time.sleep, (0.02,))  # 200 threads, each sleeping 20 ms
+
+        def all_ended() -> stethoscope.Snapshot | None:
+            """A publication of the thread list since the last of them ended."""
+            snap = mon.snapshot()
+            return None if [t for t in snap.threads if t.alive and "(sleep)" in t.name] \
+                else snap
+
+        snap = wait_for(all_ended)
         sampler = next(c for c in mon.collectors if c.name == "sampler")
         describer = sampler.describer  # type: ignore[attr-defined]
     alive = [t for t in snap.threads if t.alive]
@@ -124,11 +131,12 @@ def test_thread_creation_sites_are_recorded_while_monitoring_and_unpatched_after
         worker = threading.Thread(target=release.wait, name="born-here")
         worker.start()  # birth line
         try:
-            time.sleep(0.5)
-            info = mon.snapshot().thread("born-here")
+            # published once it waits (the thread list goes out 5 times a second)
+            info = wait_for(lambda: (i := mon.snapshot().thread("born-here")) is not None
+                            and i.kind == "event" and i)
         finally:
             release.set()
-            worker.join(5)
+            worker.join(30)
     assert threading.Thread.start is original_start
     assert info is not None and info.created_by == "MainThread"
     assert info.created_at[0].path == __file__
@@ -150,9 +158,12 @@ def test_dump_works_with_and_without_a_monitor() -> None:
     with stethoscope.trace(port=0, quiet=True):
         helper = threading.Thread(target=release.wait, name="dumped", daemon=True)
         helper.start()
-        time.sleep(0.4)  # one publication of the thread list
+        # a publication of the thread list with it waiting
+        mon = stethoscope.current()
+        assert mon is not None
+        wait_for(lambda: (i := mon.snapshot().thread("dumped")) is not None and i.kind == "event")
         report = stethoscope.dump(io.StringIO())
         release.set()
-        helper.join(5)
+        helper.join(30)
     block = report.split('Thread "dumped"')[1].split("\n\n")[0]
     assert f"created at {__file__}:" in block and "state: waiting in Event.wait()" in block
