@@ -14,19 +14,20 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "stethoscope"
 
-BASE = {"_version", "_compat", "_stderr"}
+BASE = {"_version", "_compat", "_stderr", "_fds"}
 # layer -> the layers it may import
 ALLOWED: dict[str, set[str]] = {
     "_version": set(),
     "_compat": set(),
     "_stderr": set(),
+    "_fds": set(),
     "files": set(),
     "config": {"files"},
     "model": set(),
     "render": {"model"},
-    "collectors": {"model", "files", "config", "_compat"},
-    "server": {"model", "config", "_compat", "_stderr", "_version"},
-    "recordings": {"model", "render", "_version"},
+    "collectors": {"model", "files", "config", "_compat", "_fds"},
+    "server": {"model", "config", "_compat", "_stderr", "_version", "_fds"},
+    "recordings": {"model", "render", "_version", "_fds"},
     "monitor": {"collectors", "model", "server", "render", "recordings", "config", "files",
                 *BASE},
     "children": {"monitor", "collectors", "model", "config", "files", *BASE},

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import signal
 import sys
+import threading
+from collections.abc import Callable
 
 HAS_MONITORING = sys.version_info >= (3, 12)
 PY_VERSION = ".".join(str(part) for part in sys.version_info[:3])
@@ -22,3 +24,20 @@ def block_signals() -> None:
     """
     if hasattr(signal, "pthread_sigmask"):
         signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
+
+
+def start_thread(target: Callable[[], object], name: str) -> threading.Thread:
+    """Start a daemon thread of the monitor's with every signal blocked from its
+    first instruction: the mask is set in the starting thread around ``start()``
+    (a new thread inherits it) and restored at once, so there is no moment in
+    which the kernel can hand the program's signal to the new thread."""
+    thread = threading.Thread(target=target, name=name, daemon=True)
+    if not hasattr(signal, "pthread_sigmask"):
+        thread.start()
+        return thread
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
+    try:
+        thread.start()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+    return thread
