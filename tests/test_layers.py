@@ -27,7 +27,7 @@ ALLOWED: dict[str, set[str]] = {
     "render": {"model"},
     "collectors": {"model", "files", "config", "_compat", "_fds"},
     "server": {"model", "config", "_compat", "_stderr", "_version", "_fds"},
-    "recordings": {"model", "render", "_version", "_fds"},
+    "recordings": {"model", "render", "_version", "_compat", "_fds"},
     "monitor": {"collectors", "model", "server", "render", "recordings", "config", "files",
                 *BASE},
     "children": {"monitor", "collectors", "model", "config", "files", *BASE},

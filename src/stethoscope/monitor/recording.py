@@ -70,7 +70,11 @@ class RecordingPart:
             self._note(f"the recording did not close cleanly: {exc}")
         if not self._quiet:
             path = self.recorder.path
-            say(f"recorded to {path}; replay with: stethoscope view {path}")
+            if self.recorder.failed:  # the note said why; what was written stays readable
+                say(f"the recording {path} is incomplete; replay what it holds with: "
+                    f"stethoscope view {path}")
+            else:
+                say(f"recorded to {path}; replay with: stethoscope view {path}")
 
     def forget_after_fork(self) -> None:
         self.recorder.forget()

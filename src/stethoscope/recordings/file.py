@@ -19,7 +19,6 @@ This module is the format and its writer, ``Recorder``; reader.py reads it back.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import threading
@@ -28,6 +27,8 @@ import zlib
 from collections.abc import Callable
 from typing import Any
 
+from .._compat import start_thread
+from .._fds import LostError, open_owned
 from ..model.snapshot import SCHEMA_VERSION, Snapshot
 from ..model.stacks import StackLog
 
@@ -123,8 +124,8 @@ class Recorder:
                  stack_log: StackLog, on_fault: Callable[[str], None]) -> None:
         self.path = os.path.abspath(path)
         try:
-            self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC,
-                               0o600)
+            self._file = open_owned(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600,
+                                    what=f"the recording {self.path}")
         except OSError as exc:
             raise RecordingError(f"cannot write the recording {self.path!r}: "
                                  f"{exc.strerror}") from None
@@ -141,13 +142,12 @@ class Recorder:
         self._sent_sources: set[str] = set()
         self._named: dict[int, str] = {}  # thread ident -> name, as sent
         self._closed = False
+        self.failed = False  # a fault ended it early: what was written stays readable
         self._append([{"k": "header", "format": FORMAT_VERSION, "schema": SCHEMA_VERSION,
                        "interval": RECORD_EVERY, **header}])
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="stethoscope-recorder",
-                                        daemon=True)
-        self._thread.start()
+        self._thread = start_thread(self._run, "stethoscope-recorder")
 
     def _run(self) -> None:
         try:
@@ -157,10 +157,7 @@ class Recorder:
             with self._lock:
                 already, self._closed = self._closed, True
             if not already:
-                self._on_fault(f"the recording {self.path} stopped after an error: "
-                               f"{type(exc).__name__}: {exc}")
-                with contextlib.suppress(OSError):
-                    os.close(self._fd)
+                self._fault(exc)
 
     def record(self, final: bool = False) -> None:
         """Append what happened since the last record (and the end, when final)."""
@@ -174,14 +171,23 @@ class Recorder:
                 self._append(records)
             except Exception as exc:
                 self._closed = True
-                self._on_fault(f"the recording {self.path} stopped after an error: "
-                               f"{type(exc).__name__}: {exc}")
-                with contextlib.suppress(OSError):
-                    os.close(self._fd)
+                self._fault(exc)
                 return
             if final:
                 self._closed = True
-                os.close(self._fd)
+                self._file.close()
+
+    def _fault(self, exc: Exception) -> None:
+        """One note, and the file let go (closed only if it still is ours)."""
+        self.failed = True
+        if isinstance(exc, LostError):
+            self._on_fault(f"the recording {self.path} stopped: the program closed or "
+                           f"replaced its descriptor {self._file.fd}, which is left to the "
+                           f"program from now on")
+        else:
+            self._on_fault(f"the recording {self.path} stopped after an error: "
+                           f"{type(exc).__name__}: {exc}")
+        self._file.close()
 
     def _records_now(self) -> list[dict[str, Any]]:
         snap = self._snapshot()
@@ -222,7 +228,9 @@ class Recorder:
             data = MAGIC + data
         view = memoryview(data)
         while view:
-            view = view[os.write(self._fd, view):]
+            # checked before every write: a program that closed our descriptor and
+            # opened a file of its own on that number must never get our bytes
+            view = view[os.write(self._file.check(), view):]
 
     def close(self, timeout: float = 2.0) -> None:
         """The final record and the end; idempotent. Call after the collectors stop."""
@@ -237,5 +245,4 @@ class Recorder:
         """In a forked child: let go of the file without writing to it."""
         self._stop.set()
         self._closed = True
-        with contextlib.suppress(OSError):
-            os.close(self._fd)
+        self._file.close()
