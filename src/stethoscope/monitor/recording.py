@@ -68,13 +68,10 @@ class RecordingPart:
             self.recorder.close()
         except Exception as exc:
             self._note(f"the recording did not close cleanly: {exc}")
-        if not self._quiet:
+        # After a fault its one note has said why it stopped: "recorded to" would not be true.
+        if not self._quiet and not self.recorder.failed:
             path = self.recorder.path
-            if self.recorder.failed:  # the note said why; what was written stays readable
-                say(f"the recording {path} is incomplete; replay what it holds with: "
-                    f"stethoscope view {path}")
-            else:
-                say(f"recorded to {path}; replay with: stethoscope view {path}")
+            say(f"recorded to {path}; replay with: stethoscope view {path}")
 
     def forget_after_fork(self) -> None:
         self.recorder.forget()
