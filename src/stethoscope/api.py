@@ -84,8 +84,16 @@ def trace(
             )
         _install_fork_hook()
         monitor, following = _program_monitor(config)
-        monitor.start()
-        _current, _link, _is_child = monitor, following.link if following else None, False
+        # current() names it before it starts: a monitor that stops again while
+        # starting (its on_stop releases it) must not be left behind as current
+        _current, _is_child = monitor, False
+        try:
+            monitor.start()
+        except BaseException:
+            _release(monitor)
+            raise
+        if _current is monitor:
+            _link = following.link if following else None
     return monitor
 
 

@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from types import FrameType
 
-from .._compat import block_signals
+from .._compat import start_thread
 from ..model import Store
 from ..model.snapshot import NowLine
 from ..model.stacks import StackLog
@@ -67,8 +67,7 @@ class Sampler:
         self._own: set[int] = set()
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="stethoscope-sampler", daemon=True)
-        self._thread.start()
+        self._thread = start_thread(self._run, "stethoscope-sampler")
 
     def stop(self, timeout: float = 1.0) -> None:
         self._stop.set()
@@ -77,7 +76,6 @@ class Sampler:
             thread.join(timeout)
 
     def _run(self) -> None:
-        block_signals()
         next_publish = 0.0
         pending_self: dict[tuple[str, int], int] = {}
         pending_incl: dict[tuple[str, int], int] = {}

@@ -9,9 +9,9 @@ that leaves the program as it was.
 
 from __future__ import annotations
 
-import threading
 from typing import TYPE_CHECKING, Protocol
 
+from .._compat import start_thread
 from .._stderr import say
 from ..config import DEFAULT_PORT, Config, page_url
 from .backend import LiveBackend
@@ -67,8 +67,8 @@ class ServerOutlet:
         if config.browser:
             import webbrowser
 
-            threading.Thread(target=webbrowser.open, args=(self.url,),
-                             name="stethoscope-browser", daemon=True).start()
+            url = self.url
+            start_thread(lambda: webbrowser.open(url), "stethoscope-browser")
 
     def close(self) -> None:
         self.server.stop()
