@@ -149,11 +149,13 @@ class Server:
     def start(self, backend: AnyBackend) -> None:
         """Serve ``backend`` from now on: every thread the server will have, started."""
         self._backend = backend
-        self._threads.append(start_thread(lambda: serve_forever(self._loop, self),
-                                          "stethoscope-server"))
         for n in range(1, WORKERS + 1):
             self._threads.append(start_thread(self._work, f"stethoscope-http-{n}"))
         self._threads.append(start_thread(self._pump.run, "stethoscope-stream"))
+        # the loop last: no request is answered before start() is all but done (a
+        # caller that answers SIGTERM installs its handler right after)
+        self._threads.append(start_thread(lambda: serve_forever(self._loop, self),
+                                          "stethoscope-server"))
 
     # -- the connections' registry (every thread) ---------------------------------
 
