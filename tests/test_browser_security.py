@@ -23,17 +23,22 @@ the listener at work: a script injected inline is blocked and heard.
 from __future__ import annotations
 
 import contextlib
+import http.server
 import subprocess
 import sys
+import threading
+import urllib.error
+import urllib.parse
+import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, Page
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
-from test_browser import Child, _spawn
+from test_browser import Child, _run_child, _spawn
 from test_browser_activity import _env, get_json
 
 pytestmark = pytest.mark.browser
@@ -392,3 +397,179 @@ def test_the_csp_blocks_inline_script_and_the_listener_hears_it(live: Live, tab:
     assert page.evaluate("typeof window.__ctl2") == "undefined"
     assert page.evaluate(INJECTED) != []  # the check sees such an element
     assert any("Content Security Policy" in e for e in tab.errors), tab.errors
+
+
+# ---------------------------------------------------------------- another port of 127.0.0.1
+#
+# Browsers do not keep cookies apart by port, and SameSite counts every port of
+# 127.0.0.1 as one site: a token cookie went to any listener on the loopback
+# address, rode on any loopback page's form posts, and a second monitor's cookie
+# replaced the first's. The page now keeps its token in sessionStorage (per tab and
+# origin) and sends it in a header; the server refuses a request a browser sent
+# for another origin (Origin) or another port of the same site (Sec-Fetch-Site).
+
+FOREIGN_PAGE = """<!doctype html><html><body><p id="here">another port</p>
+<form id="form" method="POST" enctype="text/plain" action="ACTION">
+<input name="x" value="y"></form></body></html>"""
+
+
+@dataclass
+class Foreign:
+    """Plain http.servers on two more loopback ports: one serves a page, the other
+    listens as another local user's listener could; both note every request's headers."""
+    port: int = 0
+    spy_port: int = 0
+    seen: list[dict[str, str]] = field(default_factory=list)
+    action: str = ""
+
+
+@pytest.fixture
+def foreign() -> Iterator[Foreign]:
+    site = Foreign()
+
+    class Page(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            site.seen.append({k.lower(): v for k, v in self.headers.items()})
+            body = FOREIGN_PAGE.replace("ACTION", site.action).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_POST = do_GET
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    servers = [http.server.ThreadingHTTPServer(("127.0.0.1", 0), Page) for _ in range(2)]
+    site.port, site.spy_port = (server.server_address[1] for server in servers)
+    threads = [threading.Thread(target=server.serve_forever, name="foreign-site", daemon=True)
+               for server in servers]
+    for thread in threads:
+        thread.start()
+    try:
+        yield site
+    finally:
+        for server, thread in zip(servers, threads, strict=True):
+            server.shutdown()
+            server.server_close()
+            thread.join(30)
+
+
+@pytest.fixture(scope="module")
+def monitors(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Child, Child]]:
+    """Two monitored programs, each with its own server (two loopback ports)."""
+    first = _run_child(tmp_path_factory.mktemp("mon-a"))
+    second = _run_child(tmp_path_factory.mktemp("mon-b"))
+    a, b = next(first), next(second)
+    try:
+        yield a, b
+    finally:
+        for child, spawned in [(a, first), (b, second)]:
+            child.stop()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                child.proc.wait(timeout=15)
+            spawned.close()
+
+
+def _origin(child: Child) -> str:
+    return "http://" + urllib.parse.urlsplit(child.url).netloc
+
+
+def _token(child: Child) -> str:
+    return urllib.parse.parse_qs(urllib.parse.urlsplit(child.url).query)["token"][0]
+
+
+def _wait_live(page: Page) -> None:
+    page.wait_for_function("() => document.body.dataset.state === 'live'", timeout=WAIT_MS)
+
+
+def test_a_page_on_another_loopback_port_gets_no_cookie_no_data_and_no_mode_switch(
+        monitors: tuple[Child, Child], foreign: Foreign, browser: Browser) -> None:
+    mon = monitors[0]
+    origin, token = _origin(mon), _token(mon)
+    mode = mon.snapshot()["requested_mode"]
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        page.goto(mon.url)  # the monitor's page first: in the old design it set the cookie
+        _wait_live(page)
+        assert "token=" not in page.url
+        assert context.cookies() == []
+        other = context.new_page()
+        other.goto(f"http://127.0.0.1:{foreign.port}/")
+        other.locator("#here").wait_for()
+        # A fetch of the monitor's data, with whatever credentials the browser has: it
+        # fails (no token; and the answer is not the other origin's to read anyway).
+        fetch = """async ([url, mode]) => {
+            try { const r = await fetch(url, {credentials: 'include', mode: mode});
+                  return r.type === 'opaque' ? 'opaque' : 'read ' + r.status; }
+            catch (e) { return 'failed'; }
+        }"""
+        assert other.evaluate(fetch, [f"{origin}/api/snapshot", "cors"]) == "failed"
+        # With the token itself (a page that learned it): the server refuses it for
+        # where it comes from (seen below the page, which gets an opaque answer).
+        for url in [f"{origin}/api/snapshot", f"{origin}/api/snapshot?token={token}"]:
+            with other.expect_response(lambda r: "/api/snapshot" in r.url) as seen:
+                assert other.evaluate(fetch, [url, "no-cors"]) == "opaque"
+            assert seen.value.status == 403, url
+        # What the browser sends to a listener on another loopback port, as it sent
+        # to the monitor: no cookie, and the page's origin and site relation.
+        spy = f"http://127.0.0.1:{foreign.spy_port}/spy"
+        assert other.evaluate(fetch, [spy, "cors"]) == "failed"  # no CORS answer there
+        assert other.evaluate(fetch, [spy, "no-cors"]) == "opaque"
+        cors, no_cors = foreign.seen[-2:]
+        assert cors.get("origin") == f"http://127.0.0.1:{foreign.port}", cors
+        assert cors.get("sec-fetch-site") == no_cors.get("sec-fetch-site") == "same-site"
+        # ... and that is why the monitor refused: the same request without them is served.
+        with urllib.request.urlopen(f"{origin}/api/snapshot?token={token}", timeout=10) as r:
+            assert r.status == 200
+        for headers, why in [({"Origin": cors["origin"]}, b"(Origin)"),
+                             ({"Sec-Fetch-Site": "same-site"}, b"(Sec-Fetch-Site)")]:
+            request = urllib.request.Request(f"{origin}/api/snapshot?token={token}",
+                                             headers=headers)
+            with pytest.raises(urllib.error.HTTPError) as refused:
+                urllib.request.urlopen(request, timeout=10)
+            assert refused.value.code == 403 and why in refused.value.read()
+        # A text/plain form post to the mode switch, with and without the token.
+        for action in [f"{origin}/api/mode?mode=trace",
+                       f"{origin}/api/mode?mode=trace&token={token}"]:
+            foreign.action = action
+            other.goto(f"http://127.0.0.1:{foreign.port}/")
+            with other.expect_navigation() as landed:
+                other.evaluate("() => document.getElementById('form').submit()")
+            assert landed.value is not None and landed.value.status == 403
+            assert other.locator("body").inner_text().startswith("403 "), action
+            assert mon.snapshot()["requested_mode"] == mode
+        # The monitor's own page still works, and no cookie ever reached the other port.
+        _wait_live(page)
+        assert context.cookies() == []
+        assert foreign.seen and all("cookie" not in h for h in foreign.seen), foreign.seen
+    finally:
+        context.close()
+
+
+def test_two_monitors_in_one_browser_both_keep_working(
+        monitors: tuple[Child, Child], browser: Browser) -> None:
+    context = browser.new_context()
+    try:
+        pages = []
+        for mon in monitors:
+            page = context.new_page()
+            page.goto(mon.url)
+            _wait_live(page)
+            pages.append(page)
+        for page, mon in zip(pages, monitors, strict=True):  # each reloads into its own monitor
+            assert "token=" not in page.url
+            with page.expect_response(lambda r: "/api/snapshot" in r.url) as seen:
+                page.reload()
+            assert seen.value.status == 200 and seen.value.json()["pid"] == mon.proc.pid
+            _wait_live(page)
+        assert context.cookies() == []
+        # and each tab's token is its own monitor's, kept per origin
+        tokens = [page.evaluate("() => sessionStorage.getItem('stethoscope-token')")
+                  for page in pages]
+        assert tokens == [_token(mon) for mon in monitors]
+    finally:
+        context.close()

@@ -9,20 +9,22 @@ and prints its checksum. While it works, hypothesis sends it random requests:
   real routes, traversal, absolute-form, binary and percent-encoded junk, > 64 KiB),
   queries with repeated and odd ``token``, ``pid``, ``at`` and ``mode`` parameters,
   versions (1.0, 1.1, none: HTTP/0.9, 2.0, malformed);
-* headers: duplicate or foreign Host, huge or odd Cookie, bad Content-Length
+* headers: duplicate or foreign Host, huge or odd Cookie (none is honoured), the token
+  header, bad Content-Length
   (negative, huge, non-numeric, Unicode digits), Transfer-Encoding: chunked, lines
   without a colon, obs-fold continuation lines, binary junk, > 100 headers;
 * bodies for ``POST /api/report`` (near-valid reports built from a real snapshot
   with one field replaced, deep nesting, Infinity, junk) and ``/api/mode``;
 * whole-message oddities: HTTP/2 and TLS prefaces, HTTP/0.9, bare CRLFs.
 
-About half the cases carry the right token (query or cookie) and Host, so both the
-refusal path and the handlers are fuzzed. After every case: the answer is never a
-500, never a traceback; it has a known status, is one plain-text line when it is an
-error, carries the security headers, and has no data when the token was not sent;
-and a normal snapshot request still works. Meanwhile slowloris clients (partial
-requests that then stall, and one that trickles a byte a second) are held open:
-they must not hold up anyone and must be dropped after the server's READ_TIMEOUT.
+About half the cases carry the right token (query or X-Stethoscope-Token) and Host,
+so both the refusal path and the handlers are fuzzed. After every case: the answer is
+never a 500, never a traceback; it has a known status, is one plain-text line when it
+is an error, carries the security headers, and has no data when the token was not
+sent (the page and its assets are public); and a normal snapshot request still works.
+Meanwhile slowloris clients (partial requests that then stall, and one that trickles
+a byte a second) are held open: they must not hold up anyone and must be dropped
+after the server's HEAD_TIMEOUT (a whole head; a stalled body: BODY_TIMEOUT after it).
 At the end the program must exit normally with its own output only: the checksum
 of the same workload run without the monitor, and nothing else on stdout or stderr.
 
@@ -53,7 +55,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import stethoscope
-from stethoscope.server.routes import READ_TIMEOUT
+from stethoscope.server.loop import HEAD_TIMEOUT
 
 from conftest import bench_load, child_env, record_figure, wait_for
 
@@ -65,8 +67,9 @@ RESULTS = os.environ.get("STETHOSCOPE_FUZZ_RESULTS")
 # Seconds for one exchange: the server answers in milliseconds, but a loaded machine
 # may take seconds; only an answer that never comes is a failure (Unanswered).
 CASE_TIMEOUT = 60.0
-DROP_WAIT = 90.0  # a stalled request must be dropped, eventually: by READ_TIMEOUT + this
+DROP_WAIT = 90.0  # a stalled request must be dropped, eventually: by HEAD_TIMEOUT + this
 STATUSES = {200, 204, 400, 403, 404, 405, 411, 413, 414, 431, 501, 505}
+PUBLIC_TYPES = (b"text/html", b"text/javascript", b"text/css")  # no data in any of them
 SECURITY_HEADERS = (b"cache-control: no-store", b"x-content-type-options: nosniff",
                     b"content-security-policy: ")
 
@@ -150,7 +153,7 @@ class Slowloris:
     thread notes when the server drops each (EOF or reset)."""
 
     def __init__(self, target: Target) -> None:
-        # ``opened`` is taken before connecting: the server's READ_TIMEOUT for a
+        # ``opened`` is taken before connecting: the server's HEAD_TIMEOUT for a
         # connection cannot start before it
         t, h = target.token.encode(), target.host
         auth_get = b"GET /api/snapshot?token=" + t + b" HTTP/1.1\r\nHost: " + h + b"\r\n"
@@ -185,7 +188,7 @@ class Slowloris:
         self._thread.start()
 
     def _watch(self) -> None:
-        deadline = time.monotonic() + READ_TIMEOUT + DROP_WAIT + 30  # bounded whatever happens
+        deadline = time.monotonic() + HEAD_TIMEOUT + DROP_WAIT + 30  # bounded whatever happens
         sent, next_byte = 0, time.monotonic() + 1.0
         while not self._stop.is_set() and time.monotonic() < deadline:
             open_ = [c for c in self.clients if c.dropped is None]
@@ -414,8 +417,8 @@ def request_cases(target: Target) -> st.SearchStrategy[Case]:
             st.sampled_from([b"token", b"pid", b"at", b"mode", b"x", b"", b"TOKEN",
                              b"token[]", b"%74oken"]),
             _query_value(target)), max_size=6))
-        via_cookie = draw(st.booleans())
-        if auth and not via_cookie:
+        via_header = draw(st.booleans())
+        if auth and not via_header:
             params.insert(0, (b"token", t))
         sep = draw(st.sampled_from([b"&", b"&", b";", b"&&"]))
         query = sep.join(k + b"=" + v for k, v in params)
@@ -429,8 +432,8 @@ def request_cases(target: Target) -> st.SearchStrategy[Case]:
                                      b"Host: 127.0.0.1", b"Host:", b""]))
         if auth:
             host = b"Host: " + h
-            if via_cookie:
-                headers.append(b"Cookie: stethoscope_token=" + t)
+            if via_header:
+                headers.append(b"X-Stethoscope-Token: " + t)
         if host:
             headers.append(host)
         for extra in draw(st.lists(_header(target), max_size=6)):
@@ -527,8 +530,10 @@ def check_answer(target: Target, case: Case, answer: bytes) -> None:
     lower = head.lower()
     for header in SECURITY_HEADERS:
         assert header in lower, (header, head)
-    if not secret:
-        assert not 200 <= code < 300, (case.data[:300], answer[:300])
+    if not secret and 200 <= code < 300:  # only the page and its assets are public
+        assert code == 200 and any(b"content-type: " + kind in lower for kind in PUBLIC_TYPES), (
+            case.data[:300], answer[:300])
+        target.stats["public page or asset"] += 1
     if code >= 400 and body:
         assert body.count(b"\n") == 1 and body.endswith(b"\n"), body[:300]
         assert body.startswith(b"%d " % code), body[:300]
@@ -542,7 +547,7 @@ def test_slowloris_clients_do_not_hold_up_others(target: Target,
                                                  slowloris: Slowloris) -> None:
     # 25 stalled connections hold up no one: a normal request is answered while every
     # one of them is still held open (a server that served one connection at a time
-    # would answer it only once they are dropped, READ_TIMEOUT on). How long it took
+    # would answer it only once they are dropped, HEAD_TIMEOUT on). How long it took
     # is the benchmark's figure.
     began = time.monotonic()
     normal_snapshot(target)
@@ -583,16 +588,16 @@ def test_stalled_requests_are_dropped_after_read_timeout(target: Target,
                                                          slowloris: Slowloris) -> None:
     last = max(c.opened for c in slowloris.clients)
     wait_for(lambda: all(c.dropped is not None for c in slowloris.clients),
-             timeout=max(0.0, last + READ_TIMEOUT + DROP_WAIT - time.monotonic()),
+             timeout=max(0.0, last + HEAD_TIMEOUT + DROP_WAIT - time.monotonic()),
              interval=0.1)
-    # every one dropped (waited for above), none before READ_TIMEOUT since it connected;
-    # how soon after READ_TIMEOUT is the benchmark's figure
-    record_figure("slowloris connection dropped after (READ_TIMEOUT "
-                  f"{READ_TIMEOUT:g} s): max",
+    # every one dropped (waited for above), none before HEAD_TIMEOUT since it connected;
+    # how soon after HEAD_TIMEOUT is the benchmark's figure
+    record_figure("slowloris connection dropped after (HEAD_TIMEOUT "
+                  f"{HEAD_TIMEOUT:g} s): max",
                   max(c.dropped - c.opened for c in slowloris.clients if c.dropped))
     early = {c.name: round(c.dropped - c.opened, 1) for c in slowloris.clients
-             if c.dropped is not None and c.dropped - c.opened < READ_TIMEOUT - 1}
-    assert early == {}, f"dropped before READ_TIMEOUT: {early}"
+             if c.dropped is not None and c.dropped - c.opened < HEAD_TIMEOUT - 1}
+    assert early == {}, f"dropped before HEAD_TIMEOUT: {early}"
     # nothing is answered to a request that never completed (no 408, no 500)
     assert [c.answer for c in slowloris.clients if c.answer] == []
     normal_snapshot(target)

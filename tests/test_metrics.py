@@ -356,12 +356,12 @@ def test_metrics_need_the_token(monitor: stethoscope.Monitor) -> None:
     for url, headers in [
         (f"{base}/metrics", {}),
         (f"{base}/metrics?token=wrong-token-123", {}),
-        (f"{base}/metrics", {"Cookie": "stethoscope_token=wrong-token-123"}),
+        (f"{base}/metrics", {"X-Stethoscope-Token": "wrong-token-123"}),
     ]:
         status, _, body = _get(url, headers)
         assert status == 403, (url, headers, body)
         assert "stethoscope_" not in body and "token" in body
-    status, _, body = _get(f"{base}/metrics", {"Cookie": f"stethoscope_token={_token(monitor)}"})
+    status, _, body = _get(f"{base}/metrics", {"X-Stethoscope-Token": _token(monitor)})
     assert status == 200 and "stethoscope_up 1" in body
     families, _ = _scrape(base, _token(monitor))
     assert _value(families, "stethoscope_info", version=stethoscope.__version__,
@@ -378,8 +378,8 @@ def test_metrics_public_serves_metrics_only(public_monitor: stethoscope.Monitor)
     try:
         families, _ = _scrape(base, None)
         assert _value(families, "stethoscope_up") == 1
-        for path in ["/", "/api/snapshot", "/api/events", "/static/js/main.js",
-                     "/api/source/abc", "/metrics/"]:
+        for path in ["/api/snapshot", "/api/events", "/api/activity", "/api/source/abc",
+                     "/metrics/"]:
             status, _, body = _get(base + path)
             assert status == 403, (path, body)
         # the Host check still applies to a loopback bind

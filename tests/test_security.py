@@ -10,7 +10,9 @@ contain the marker.
 What is checked (docs/http-api.md, Access):
 
 * the token: every path, method and credential; 403 with one plain line and no data;
-  the cookie is set only by ``GET /?token=RIGHT``; the compare is hmac's;
+  the page and its assets are public (they hold no data); no cookie is ever set or
+  honoured; a browser's request for another origin or site is refused even with the
+  token (Origin, Sec-Fetch-Site); the compare is hmac's;
 * the Host check on loopback binds (DNS rebinding), its absence on other binds, and
   the one-line warning such a bind prints (``trace()``, ``run``, ``view``);
 * state changes: ``POST /api/mode`` only, with the token; no stop or reset endpoint;
@@ -181,8 +183,8 @@ class Site:
         return self.mon.config.token
 
     @property
-    def cookie(self) -> dict[str, str]:
-        return {"Cookie": f"stethoscope_token={self.token}"}
+    def auth(self) -> dict[str, str]:
+        return {"X-Stethoscope-Token": self.token}
 
     def get(self, target: str | bytes, **kwargs: Any) -> Answer:
         answer = send(self.port, target, **kwargs)
@@ -190,7 +192,7 @@ class Site:
         return answer
 
     def authed(self, target: str | bytes, **kwargs: Any) -> Answer:
-        return self.get(target, headers={**self.cookie, **kwargs.pop("headers", {})}, **kwargs)
+        return self.get(target, headers={**self.auth, **kwargs.pop("headers", {})}, **kwargs)
 
 
 def load(path: Path) -> ModuleType:
@@ -261,8 +263,9 @@ def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Site]:
 # ---------------------------------------------------------------- 1. access
 
 
+PUBLIC = [("GET", "/"), ("HEAD", "/"), ("GET", "/static/js/main.js"),
+          ("GET", "/static/js/token.js"), ("GET", "/static/style.css")]  # no data in them
 ROUTES = [  # (method, target without the token); every one needs the token
-    ("GET", "/"), ("HEAD", "/"), ("GET", "/static/js/main.js"), ("GET", "/static/style.css"),
     ("GET", "/api/snapshot"), ("GET", "/api/snapshot?pid=all"), ("GET", "/api/events"),
     ("HEAD", "/api/events"), ("GET", "/api/activity"), ("GET", "/api/recording"),
     ("GET", "/api/source/FID"), ("GET", "/metrics"), ("POST", "/api/mode?mode=sample"),
@@ -279,14 +282,16 @@ def test_every_route_refuses_a_missing_or_wrong_token_with_no_data(site: Site) -
         (f"?TOKEN={good}", {}), (f"?token%3D{good}", {}), (f"?tok={good}", {}),
         (f"?token={flipped}&token={good}", {}),  # the first one counts
         (f"?token={good}%00", {}), ("?token=%C3%A9" + good[2:], {}),
-        ("", {"Cookie": f"stethoscope_token={flipped}"}),
-        ("", {"Cookie": f"stethoscope_token={good[:-1]}"}),
-        ("", {"Cookie": f"other={good}"}),
-        ("", {"Cookie": f"STETHOSCOPE_TOKEN={good}"}),
+        ("", {"X-Stethoscope-Token": flipped}),
+        ("", {"X-Stethoscope-Token": good[:-1]}),
+        ("", {"X-Stethoscope-Token": ""}),
+        ("", {"X-Stethoscope-Token": f" {good}x"}),
+        ("", {"X-Stethoscope-Tokens": good}),
+        ("", {"Cookie": f"stethoscope_token={good}"}),  # no cookie is honoured
         ("", {"Authorization": f"Bearer {good}"}),
-        ("", {"X-Stethoscope-Token": good}),
-        # a wrong token in the query is not rescued by the right cookie
-        (f"?token={flipped}", {"Cookie": f"stethoscope_token={good}"}),
+        # a wrong token anywhere is not rescued by a right one elsewhere
+        (f"?token={flipped}", {"X-Stethoscope-Token": good}),
+        (f"?token={good}", {"X-Stethoscope-Token": flipped}),
     ]
     for method, route in ROUTES:
         route = route.replace("FID", site.fid)
@@ -323,34 +328,28 @@ def test_tokens_are_compared_with_hmac_compare_digest(site: Site,
     assert_no_data(site.get(f"/api/snapshot?token={wrong}"))
     assert (wrong.encode(), site.token.encode()) in calls
     calls.clear()
-    assert site.get("/api/snapshot", headers=site.cookie).status == 200
+    assert site.get("/api/snapshot", headers=site.auth).status == 200
     assert (site.token.encode(), site.token.encode()) in calls
 
 
-def _cookie_attrs(answer: Answer) -> list[list[str]]:
-    return [[part.strip() for part in c.split(";")] for c in answer.all("Set-Cookie")]
-
-
-def test_cookie_is_set_only_by_the_page_request_with_the_right_query_token(site: Site) -> None:
+def test_the_page_is_public_no_cookie_is_set_and_the_token_header_authorises(
+        site: Site) -> None:
     good = site.token
-    # The page with the right token in the query: the cookie, locked down.
-    page = site.get(f"/?token={good}")
-    assert page.status == 200 and b"<html" in page.body.lower()
-    assert _cookie_attrs(page) == [[f"stethoscope_token={good}", "HttpOnly",
-                                    "SameSite=Strict", "Path=/"]]
-    # A wrong token: 403 and no cookie, whatever else the request carries.
-    for target, headers in [(f"/?token={good}x", {}), ("/?token=", {}),
-                            (f"/?token=x{good}", site.cookie)]:
-        assert_no_data(site.get(target, headers=headers))
-    # The cookie alone authorises everything, and is not set again.
-    for target in ["/", "/static/js/main.js", "/api/snapshot", f"/api/source/{site.fid}",
-                   "/api/activity", "/metrics"]:
-        answer = site.get(target, headers=site.cookie)
+    # The page and its assets, with a token, a wrong one or none: the same bytes.
+    for method, target in PUBLIC:
+        plain = site.get(target, method=method)
+        assert plain.status == 200 and plain.all("Set-Cookie") == [], target
+        for query in [f"?token={good}", f"?token={good}x", "?token="]:
+            answer = site.get(target + query, method=method)
+            assert answer.status == 200 and answer.body == plain.body, (target, query)
+            assert answer.all("Set-Cookie") == [], (target, query)
+    assert b"<html" in site.get("/").body.lower()
+    # The header alone authorises everything, and sets nothing.
+    for target in ["/api/snapshot", f"/api/source/{site.fid}", "/api/activity", "/metrics"]:
+        answer = site.get(target, headers=site.auth)
         assert answer.status == 200 and answer.all("Set-Cookie") == [], target
-    # The token in the query authorises that one request anywhere (children report
-    # with it), but only the page request turns it into a cookie.
-    for method, target in [("GET", "/static/js/main.js"), ("GET", "/static/style.css"),
-                           ("GET", "/api/snapshot"), ("GET", "/api/activity"),
+    # The token in the query authorises that one request (an EventSource sends it so).
+    for method, target in [("GET", "/api/snapshot"), ("GET", "/api/activity"),
                            ("GET", f"/api/source/{site.fid}"), ("GET", "/metrics"),
                            ("HEAD", "/api/events"), ("POST", "/api/mode?mode=auto")]:
         sep = "&" if "?" in target else "?"
@@ -361,6 +360,38 @@ def test_cookie_is_set_only_by_the_page_request_with_the_right_query_token(site:
                    f"/static/?token={good}", f"/;?token={good}"]:
         answer = site.get(target)
         assert answer.status == 404 and answer.all("Set-Cookie") == [], target
+
+
+def test_a_request_a_browser_sent_for_another_origin_or_site_is_refused_with_the_token(
+        site: Site) -> None:
+    port, good = site.port, site.token
+    foreign = [{"Origin": f"http://127.0.0.1:{port + 1}"}, {"Origin": "null"},
+               {"Origin": "http://evil.example"}, {"Origin": f"https://127.0.0.1:{port}"},
+               {"Origin": f"http://localhost:{port}"},  # the request names 127.0.0.1
+               {"Sec-Fetch-Site": "same-site"}, {"Sec-Fetch-Site": "cross-site"},
+               {"Sec-Fetch-Site": "Cross-Site"},
+               {"Origin": f"http://127.0.0.1:{port}", "Sec-Fetch-Site": "same-site"}]
+    for headers in foreign:
+        for method, target in [("GET", "/api/snapshot"), ("GET", "/api/events"),
+                               ("GET", f"/api/source/{site.fid}"), ("GET", "/metrics"),
+                               ("POST", "/api/mode?mode=sample")]:
+            answer = site.get(target, method=method, body=b"" if method == "POST" else None,
+                              headers={**site.auth, **headers})
+            assert_no_data(answer)
+            why = b"(Origin)" if "Sec-Fetch-Site" not in headers else b"(Sec-Fetch-Site)"
+            assert why in answer.body, (headers, answer.body)
+    assert site.mon.requested_mode == "auto"
+    # The page's own requests: its origin, same-origin or none (a typed address).
+    for headers in [{"Origin": f"http://127.0.0.1:{port}"}, {"Sec-Fetch-Site": "same-origin"},
+                    {"Sec-Fetch-Site": "none"},
+                    {"Origin": f"http://127.0.0.1:{port}", "Sec-Fetch-Site": "same-origin"}]:
+        answer = site.get(f"/api/snapshot?token={good}", headers=headers)
+        assert answer.status == 200, headers
+    answer = site.get("/api/snapshot", host=f"localhost:{port}",
+                      headers={**site.auth, "Origin": f"http://localhost:{port}"})
+    assert answer.status == 200
+    # The page itself may be opened from anywhere (a link): no data in it.
+    assert site.get("/", headers={"Sec-Fetch-Site": "cross-site"}).status == 200
 
 
 def test_host_header_must_name_the_loopback_address_bound(tmp_path: Path,
@@ -377,7 +408,7 @@ def test_host_header_must_name_the_loopback_address_bound(tmp_path: Path,
                                    ("GET", f"/api/snapshot?token={s.token}"),
                                    ("POST", f"/api/mode?mode=sample&token={s.token}"),
                                    ("GET", "/metrics")]:  # public here, still behind Host
-                assert_no_data(s.get(target, method=method, host=host, headers=s.cookie))
+                assert_no_data(s.get(target, method=method, host=host, headers=s.auth))
         assert_no_data(s.get(f"/api/snapshot?token={s.token}", no_host=True))
         assert s.mon.requested_mode == "auto"
         for host in [f"127.0.0.1:{port}", f"localhost:{port}", f"[::1]:{port}"]:
@@ -427,9 +458,10 @@ def test_a_non_loopback_bind_warns_once_and_still_needs_the_token(
     with stethoscope.trace(host=bind, port=0, quiet=True) as mon:
         port = mon.port
         token = mon.config.token
-        for target, headers in [("/", {}), ("/api/snapshot", {}), ("/metrics", {}),
+        for target, headers in [("/api/snapshot", {}), ("/metrics", {}),
                                 ("/api/snapshot?token=nope-nope", {}),
-                                ("/api/snapshot", {"Cookie": "stethoscope_token=nope-nope"})]:
+                                ("/api/snapshot", {"X-Stethoscope-Token": "nope-nope"}),
+                                ("/api/snapshot", {"Cookie": f"stethoscope_token={token}"})]:
             assert_no_data(send(port, target, addr=addr, headers=headers))
         assert_no_data(send(port, "/api/mode?mode=sample", method="POST", addr=addr))
         assert mon.requested_mode == "auto"
@@ -514,10 +546,11 @@ def test_mode_switch_is_post_only_and_token_checked_and_nothing_stops_the_monito
         ("PATCH", f"/api/mode?mode=sample&token={good}", {}, 405),
         ("POST", "/api/mode?mode=sample", {}, 403),
         ("POST", "/api/mode?mode=sample&token=nope-nope", {}, 403),
-        ("POST", "/api/mode?mode=sample", {"Cookie": "stethoscope_token=nope-nope"}, 403),
-        ("POST", "/api/mode/?mode=sample", site.cookie, 405),
-        ("POST", "/api/mode%3Fmode=sample", site.cookie, 405),
-        ("POST", "/api/mode;mode=sample", site.cookie, 405),
+        ("POST", "/api/mode?mode=sample", {"X-Stethoscope-Token": "nope-nope"}, 403),
+        ("POST", "/api/mode?mode=sample", {"Cookie": f"stethoscope_token={good}"}, 403),
+        ("POST", "/api/mode/?mode=sample", site.auth, 405),
+        ("POST", "/api/mode%3Fmode=sample", site.auth, 405),
+        ("POST", "/api/mode;mode=sample", site.auth, 405),
     ]
     for method, target, headers, code in refused:
         answer = site.get(target, method=method, headers=headers, body=b"")
@@ -535,8 +568,8 @@ def test_mode_switch_is_post_only_and_token_checked_and_nothing_stops_the_monito
     assert mon.running
     before = mon.snapshot("all")
     assert any(f.id == site.fid for f in before.files)  # nothing was cleared
-    # The control: the one way, with the token (the cookie is enough).
-    answer = site.get("/api/mode?mode=sample", method="POST", headers=site.cookie, body=b"")
+    # The control: the one way, with the token (the header is enough).
+    answer = site.get("/api/mode?mode=sample", method="POST", headers=site.auth, body=b"")
     assert answer.status == 200 and json.loads(answer.body) == {"mode": "sample"}
     assert mon.requested_mode == "sample"
 
@@ -557,7 +590,8 @@ def test_a_report_is_taken_only_with_the_token_and_never_makes_the_monitor_read_
     named = str(site.secret)
     secret_id = file_id_for(named)
     body = _report(mon, fake, (FileHeat(secret_id, named, "secret.py", ()),))
-    for headers in [{}, {"Cookie": "stethoscope_token=nope-nope"}]:
+    for headers in [{}, {"X-Stethoscope-Token": "nope-nope"},
+                    {"Cookie": f"stethoscope_token={site.token}"}]:
         assert_no_data(site.get("/api/report", method="POST", headers=headers, body=body))
     assert_no_data(site.get(f"/api/report?token={site.token}", method="GET"), code=405)
     assert all(p.pid != fake for p in mon.snapshot("all").processes)
@@ -584,7 +618,7 @@ def test_metrics_without_the_token_only_when_public_and_only_that_path(
     with site_at(tmp_path / "private", monkeypatch) as s:
         for target in ["/metrics", "/metrics?x=1", "/metrics?token=nope-nope"]:
             assert_no_data(s.get(target))
-        assert s.get("/metrics", headers=s.cookie).status == 200
+        assert s.get("/metrics", headers=s.auth).status == 200
     with site_at(tmp_path / "public", monkeypatch, metrics_public=True) as s:
         for method, target in [("GET", "/metrics"), ("HEAD", "/metrics"),
                                ("GET", "/metrics?x=1"), ("GET", "/metrics?token=nope-nope"),
@@ -604,7 +638,6 @@ def test_metrics_without_the_token_only_when_public_and_only_that_path(
                                ("GET", "/Metrics"), ("GET", "/metrics%00"),
                                ("GET", "/metrics;/api/snapshot"),
                                ("GET", "/metrics\\..\\api\\snapshot"),
-                               ("GET", "/"), ("GET", "/static/js/main.js"),
                                ("GET", "/api/snapshot"), ("GET", "/api/events"),
                                ("GET", "/api/activity"),
                                ("POST", "/api/mode?mode=sample"), ("POST", "/api/report")]:
@@ -695,13 +728,11 @@ def test_no_hostile_path_at_any_route_reaches_a_file(site: Site) -> None:
     assert work_source.status == 200  # the control: the monitored file is served by id
     targets = traversal_targets(site)
     for target in targets:
-        for kwargs in [{"headers": site.cookie}, {}]:
+        for kwargs in [{"headers": site.auth}, {}]:
             answer = site.get(target, **kwargs)
             assert site.marker not in answer.raw, target
             assert PASSWD not in answer.raw, target
-            if not kwargs:
-                assert_no_data(answer, code=(400, 403))
-                continue
+            # without the token: a refusal, or 404 under the public /static/ (no data there)
             assert answer.status in (400, 403, 404), (target, answer.raw[:300])
             assert_no_data(answer, code=(400, 403, 404))
             assert answer.body != app_js and answer.body != page
@@ -753,7 +784,7 @@ def test_a_monitored_symlink_retargeted_at_a_secret_is_not_served(
         swap = s.app / "linked.tmp"
         swap.symlink_to(s.secret)
         os.replace(swap, linked)  # the same path now leads to the secret
-        answer = send(s.port, f"/api/source/{fid}", headers=s.cookie)
+        answer = send(s.port, f"/api/source/{fid}", headers=s.auth)
         assert s.marker not in answer.raw, answer.raw[:300]
         assert b"no longer the file that ran" in answer.raw, answer.raw[:300]
 
@@ -762,7 +793,7 @@ def test_a_symlink_planted_over_a_monitored_file_is_not_served(site: Site) -> No
     swap = site.app / "work.tmp"
     swap.symlink_to(site.secret)
     os.replace(swap, site.work)  # work.py ran; now a symlink named like it leads away
-    answer = send(site.port, f"/api/source/{site.fid}", headers=site.cookie)
+    answer = send(site.port, f"/api/source/{site.fid}", headers=site.auth)
     assert site.marker not in answer.raw, answer.raw[:300]
     assert b"no longer the file that ran" in answer.raw, answer.raw[:300]
 
@@ -800,13 +831,13 @@ def test_a_recordings_server_keeps_the_same_rules(
         replay: tuple[httpd.Server, Path, bytes]) -> None:
     server, secret, marker = replay
     port, token = server.port, server.token
-    cookie = {"Cookie": f"stethoscope_token={token}"}
-    timeline = send(port, "/api/recording", headers=cookie)
+    auth = {"X-Stethoscope-Token": token}
+    timeline = send(port, "/api/recording", headers=auth)
     assert timeline.status == 200
     count = json.loads(timeline.body)["count"]
-    snap = json.loads(send(port, "/api/snapshot?at=0", headers=cookie).body)
+    snap = json.loads(send(port, "/api/snapshot?at=0", headers=auth).body)
     fid = snap["files"][0]["id"] if snap["files"] else "0123456789ab"
-    for target in ["/api/recording", "/api/snapshot?at=0", f"/api/source/{fid}", "/"]:
+    for target in ["/api/recording", "/api/snapshot?at=0", f"/api/source/{fid}"]:
         assert_no_data(send(port, target))
         assert_no_data(send(port, target + "?token=nope-nope"))
     for target in [f"/api/snapshot?at={count}", "/api/snapshot?at=-1", "/api/snapshot?at=../..",
@@ -817,7 +848,7 @@ def test_a_recordings_server_keeps_the_same_rules(
                    "/static/js/..%2f..%2fmain.js", "/static/../../etc/passwd", "/run.stetho",
                    "/api/recording/../../etc/passwd", "/api/events", "/api/events?pid=../..",
                    "/api/activity?pid=../..", "/metrics/../"]:
-        answer = send(port, target, headers=cookie)
+        answer = send(port, target, headers=auth)
         assert marker not in answer.raw and PASSWD not in answer.raw, target
         assert_no_data(answer, code=(400, 404))
     answer = send(port, f"/api/mode?mode=sample&token={token}", method="POST", body=b"")
@@ -931,7 +962,7 @@ def test_hostile_requests_from_several_threads_at_once_change_nothing(site: Site
     def hammer() -> None:
         for target in targets:
             try:
-                answer = send(site.port, target, headers=site.cookie)
+                answer = send(site.port, target, headers=site.auth)
             except OSError as exc:
                 failures.append(f"{target!r}: {exc}")
                 continue

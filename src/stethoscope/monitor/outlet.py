@@ -52,6 +52,7 @@ class ServerOutlet:
 
     def open(self, monitor: Monitor) -> None:
         self._backend = LiveBackend(monitor)
+        self.server.note = monitor.note  # the server stopping by itself is the user's news
 
     def start(self) -> None:
         from ..server.httpd import warn_if_exposed

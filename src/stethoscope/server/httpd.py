@@ -1,39 +1,47 @@
 """A small, locked-down HTTP server for the page, the JSON API and the event stream.
 
-* stdlib ``ThreadingHTTPServer`` with daemon handler threads, never joined on close;
-  its accept loop runs in a daemon thread and wakes at once on ``stop()`` through a
-  socket pair, so stopping takes milliseconds even with event streams open.
+* A fixed set of daemon threads, started with the server whatever the number of
+  connections: the loop (``stethoscope-server``, loop.py: accepts, reads request
+  heads and bodies, sends answers, lingering closes), ``WORKERS`` workers
+  (``stethoscope-http-N``: answer one complete request each, from memory into
+  memory, taken from a queue of ``QUEUE_SIZE``) and the stream pump
+  (``stethoscope-stream``, stream.py: every open event stream).
+* ``stop()`` takes milliseconds even with streams open (they get their ``end``
+  event for CLOSE_GRACE at most), is idempotent, and waits for no thread without
+  a timeout. ``forget()``, in a forked child, closes the inherited copies of the
+  sockets without ``shutdown()``, which would cut the parent's connections.
+* Every socket is an ``_fds.OwnedSocket``: a program that closes and reuses the
+  server's descriptor numbers loses the server (one note, ``note``), never a file.
 * What a request may ask for, and of whom, is routes.py's; the static files are
   listed once, when the server is made (``static_assets``), so no request ever
   names a path on disk.
-* A connection closes with a lingering close: the answer's end is sent (FIN), and
-  what the client still sends is read and dropped for a moment, so a client whose
-  request was refused part-way still gets the whole answer (closing a socket with
-  unread input resets the connection, and the reset can discard the answer in the
-  client's buffers before it reads them).
 """
 
 from __future__ import annotations
 
-import contextlib
 import errno
-import selectors
+import queue
 import socket
 import threading
-import time
-from http.server import ThreadingHTTPServer
+from collections.abc import Callable
 from importlib import resources
 from typing import Any
 
-from .._compat import block_signals
+from .._compat import start_thread
+from .._fds import OwnedSocket, owned_socketpair
 from .._stderr import say
 from ..config import is_loopback, url_host
 from .errors import PortInUseError
-from .routes import AnyBackend, Handler
+from .loop import Conn, Jobs, Loop, serve_forever
+from .routes import AnyBackend, Handler, View
+from .stream import CLOSE_GRACE, Pump
 
-CLOSE_GRACE = 0.2  # seconds open streams get to send their final event on stop
-LINGER = 1.0  # seconds a closing connection's late input is read and dropped, at most
-LINGER_BYTES = 1 << 20  # and at most this much of it
+WORKERS = 4  # threads answering requests
+QUEUE_SIZE = 64  # complete requests waiting for a worker; beyond: 503
+BACKLOG = 128  # listen() backlog: many children may report at once
+JOIN_TIMEOUT = 1.0  # seconds stop() waits for each thread, at most
+INTERNAL_ERROR = (b"HTTP/1.0 500 Internal Server Error\r\nContent-Type: text/plain; "
+                  b"charset=utf-8\r\nContent-Length: 19\r\n\r\n500 internal error\n")
 CONTENT_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
                  ".css": "text/css; charset=utf-8", ".svg": "image/svg+xml",
                  ".png": "image/png"}
@@ -70,93 +78,58 @@ def warn_if_exposed(host: str) -> None:
             f"API are reachable from the network, and the token is the only guard")
 
 
-class HTTPServer(ThreadingHTTPServer):
-    daemon_threads = True
-    block_on_close = False  # server_close() must never wait for a handler
-    request_queue_size = 128  # listen() backlog: many children may report at once
-
-    def __init__(self, address: tuple[str, int], owner: Server) -> None:
-        self.owner = owner
-        self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
-        self._conns: set[socket.socket] = set()
-        self._conns_lock = threading.Lock()
-        super().__init__(address, Handler)
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        with self._conns_lock:
-            self._conns.add(request)
-        thread = threading.Thread(target=self.process_request_thread,
-                                  args=(request, client_address),
-                                  name="stethoscope-http", daemon=True)
-        try:
-            thread.start()
-        except RuntimeError:
-            # CPython 3.12.0-3.12.2 refuse new threads once __main__ has finished
-            # (gh-113964). Answer in this thread instead; an event stream served
-            # here sends one event per request (streams in their own threads go on).
-            self.process_request_thread(request, client_address)
-
-    def shutdown_request(self, request: Any) -> None:
-        with self._conns_lock:
-            self._conns.discard(request)
-        if threading.current_thread() is not self.owner.accept_thread \
-                and not self.owner.closing.is_set():
-            _linger(request)
-        super().shutdown_request(request)
-
-    def open_connections(self) -> list[socket.socket]:
-        with self._conns_lock:
-            return list(self._conns)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        pass  # a client that misbehaves or goes away is not news; never print a traceback
-
-
-def _linger(sock: socket.socket) -> None:
-    """Send FIN after the answer, then read and drop what the client still sends
-    until it closes, for at most LINGER seconds and LINGER_BYTES."""
+def _listen(host: str, port: int) -> OwnedSocket:
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET,
+                         socket.SOCK_STREAM)
     try:
-        sock.shutdown(socket.SHUT_WR)
-        deadline = time.monotonic() + LINGER
-        dropped = 0
-        while dropped < LINGER_BYTES:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                break
-            sock.settimeout(left)
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            dropped += len(chunk)
-    except OSError:
-        pass
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(BACKLOG)
+        sock.setblocking(False)
+    except BaseException:
+        sock.close()
+        raise
+    return OwnedSocket(sock, "the server's listening socket")
 
 
 class Server:
     def __init__(self, *, host: str, port: int, token: str, fallback_port: bool = False,
-                 loopback: bool = True, metrics_public: bool = False) -> None:
+                 loopback: bool = True, metrics_public: bool = False,
+                 note: Callable[[str], None] = say) -> None:
         self.token = token
         self.loopback = loopback
         self.metrics_public = metrics_public  # GET /metrics without the token (opt-in)
+        self.note = note  # one line for the user: the server stopped by itself, and why
         self.closing = threading.Event()
         self.assets = static_assets()
-        self._httpd = self._bind(host, port, fallback_port)
+        self._listener = self._bind(host, port, fallback_port)
         self.host = host
-        self.port: int = self._httpd.server_address[1]
-        self._wake_r, self._wake_w = socket.socketpair()
-        self._thread: threading.Thread | None = None
+        self.port: int = self._listener.sock.getsockname()[1]
+        self._wake = owned_socketpair("the server's wake-up pair")
+        self._pump_wake = owned_socketpair("the event streams' wake-up pair")
+        for end in (*self._wake, *self._pump_wake):
+            end.sock.setblocking(False)
+        self._jobs: Jobs = queue.Queue(QUEUE_SIZE)
+        self._open: set[Conn] = set()
+        self._open_lock = threading.Lock()
+        self._loop = Loop(self, self._listener, self._wake, self._jobs)
+        self._pump = Pump(self._stream_snapshot, self.closing, self._pump_wake, self.drop,
+                          self.lost)
+        self._threads: list[threading.Thread] = []
         self._backend: AnyBackend | None = None
         self._stopped = False
+        self._failed = False
+        self._fail_lock = threading.Lock()
 
-    def _bind(self, host: str, port: int, fallback_port: bool) -> HTTPServer:
+    def _bind(self, host: str, port: int, fallback_port: bool) -> OwnedSocket:
         try:
-            return HTTPServer((host, port), self)
+            return _listen(host, port)
         except OSError as exc:
             if exc.errno != errno.EADDRINUSE:
                 raise OSError(exc.errno, f"stethoscope cannot listen on {host}:{port}: "
                                          f"{exc.strerror}") from None
             if fallback_port:
-                return HTTPServer((host, 0), self)
+                return _listen(host, 0)
             raise PortInUseError(
                 errno.EADDRINUSE,
                 f"port {port} on {host} is already in use; pass another port, or port=0 "
@@ -173,58 +146,114 @@ class Server:
         names = {self.host, "localhost", "127.0.0.1", "[::1]"} if self.loopback else set()
         return frozenset(f"{name}:{self.port}" for name in names)
 
-    @property
-    def accept_thread(self) -> threading.Thread | None:
-        return self._thread
-
     def start(self, backend: AnyBackend) -> None:
-        """Serve ``backend`` from now on."""
+        """Serve ``backend`` from now on: every thread the server will have, started."""
         self._backend = backend
-        self._thread = threading.Thread(target=self._serve, name="stethoscope-server",
-                                        daemon=True)
-        self._thread.start()
+        for n in range(1, WORKERS + 1):
+            self._threads.append(start_thread(self._work, f"stethoscope-http-{n}"))
+        self._threads.append(start_thread(self._pump.run, "stethoscope-stream"))
+        # the loop last: no request is answered before start() is all but done (a
+        # caller that answers SIGTERM installs its handler right after)
+        self._threads.append(start_thread(lambda: serve_forever(self._loop, self),
+                                          "stethoscope-server"))
 
-    def _serve(self) -> None:
-        block_signals()  # handler threads it starts inherit the mask
-        httpd = self._httpd
-        with selectors.DefaultSelector() as selector:
-            selector.register(httpd.socket, selectors.EVENT_READ)
-            selector.register(self._wake_r, selectors.EVENT_READ)
-            while not self.closing.is_set():
-                for key, _ in selector.select(timeout=1.0):
-                    if key.fileobj is httpd.socket and not self.closing.is_set():
-                        httpd._handle_request_noblock()  # type: ignore[attr-defined]
+    # -- the connections' registry (every thread) ---------------------------------
 
-    def stop(self, timeout: float = 1.0) -> None:
-        """Send open streams their final event, close every socket, end the thread."""
+    def register(self, conn: Conn) -> None:
+        with self._open_lock:
+            self._open.add(conn)
+
+    def open_count(self) -> int:
+        return len(self._open)
+
+    def drop(self, conn: Conn) -> None:
+        """Close a connection (if its number is still ours) and forget it; once."""
+        with self._open_lock:
+            if conn.closed:
+                return
+            conn.closed = True
+            self._open.discard(conn)
+            conn.owned.close()
+
+    # -- the workers -------------------------------------------------------------
+
+    def _work(self) -> None:
+        while True:
+            job = self._jobs.get()
+            if job is None or self.closing.is_set():
+                return
+            conn, request = job
+            try:
+                handler = Handler(request, conn.peer, self)  # type: ignore[arg-type]
+                out, stream = handler.wfile.getvalue(), handler.stream
+            except Exception:
+                out, stream = INTERNAL_ERROR, None
+            if self.closing.is_set():
+                self.drop(conn)
+            elif stream is not None:
+                conn.state = "stream"
+                self._pump.adopt(conn, out, stream[1])
+            else:
+                self._loop.answer(conn, out)
+
+    def _stream_snapshot(self, view: View) -> bytes:
+        backend = self.backend
+        try:
+            return backend.snapshot_json(view)
+        except LookupError:  # the process dropped out of the list
+            return backend.snapshot_json("all")
+
+    # -- ending ------------------------------------------------------------------
+
+    def lost(self, what: str) -> None:
+        """One of the server's own descriptors is not its own any more."""
+        self.fail(f"{what} was closed or replaced by the program; the page and API "
+                  f"have stopped")
+
+    def fail(self, message: str) -> None:
+        """Stop by itself, with exactly one note saying why."""
+        with self._fail_lock:
+            first, self._failed = not self._failed, True
+        if first and not self._stopped:
+            try:
+                self.note(message)
+            finally:
+                self.stop()
+
+    def stop(self, timeout: float = JOIN_TIMEOUT) -> None:
+        """Send open streams their final event, close every socket, end the threads."""
         if self._stopped:
             return
         self._stopped = True
         self.closing.set()
-        with contextlib.suppress(OSError):
-            self._wake_w.send(b"x")
-        if self._thread is not None and self._thread is not threading.current_thread():
-            self._thread.join(timeout)
-        # Streams wake on `closing` and send their end event; give them a moment,
-        # then cut whatever is still open (a stalled client cannot hold us).
-        deadline = threading.Event()
-        for _ in range(int(CLOSE_GRACE / 0.01)):
-            if not self._httpd.open_connections():
-                break
-            deadline.wait(0.01)
-        for conn in self._httpd.open_connections():
-            with contextlib.suppress(OSError):
-                conn.shutdown(socket.SHUT_RDWR)
-        self._httpd.server_close()
-        self._wake_r.close()
-        self._wake_w.close()
+        self._loop.wake()
+        self._pump.wake()
+        for _ in range(WORKERS):
+            try:
+                self._jobs.put_nowait(None)
+            except queue.Full:
+                break  # the workers see `closing` after the job in hand
+        me = threading.current_thread()
+        for thread in self._threads:
+            if thread is not me:
+                thread.join(timeout + (CLOSE_GRACE if thread.name == "stethoscope-stream"
+                                       else 0.0))
+        with self._open_lock:
+            left = list(self._open)
+        for conn in left:  # whatever no thread closed: cut it (a stalled client cannot hold us)
+            conn.owned.shutdown()
+            self.drop(conn)
+        for sock in (self._listener, *self._wake, *self._pump_wake):
+            sock.close()
 
     def forget(self) -> None:
         """In a forked child: close inherited sockets without touching the parent's."""
         self._stopped = True
         self.closing.set()
-        for sock in [self._httpd.socket, self._wake_r, self._wake_w,
-                     *self._httpd.open_connections()]:
-            # close(), never shutdown(): that would cut the parent's connections too
-            with contextlib.suppress(OSError):
-                sock.close()
+        # no lock: a parent thread may have held it at the fork; close(), never
+        # shutdown(): that would cut the parent's connections too
+        for conn in list(self._open):
+            conn.closed = True
+            conn.owned.close()
+        for sock in (self._listener, *self._wake, *self._pump_wake):
+            sock.close()

@@ -3,11 +3,23 @@
 A backend says what it is: ``Live`` (a running program's monitor: event stream,
 /metrics, mode switch, children's reports) or ``Replay`` (a recording: a
 timeline and its snapshots by index). Routes that one kind does not have are
-answered with a one-line reason. Every request needs the token (query
-parameter, or the cookie the page request sets) and a ``Host`` naming the
-loopback address the server is bound to (DNS-rebinding defence). Only the fixed
-assets and what the backend returns are served: no request ever names a path.
-Faults in a handler answer a one-line 500 and never print a traceback.
+answered with a one-line reason.
+
+Who may ask (``refusal``): every request needs a ``Host`` naming the loopback
+address the server is bound to (DNS-rebinding defence). The page (``/``) and its
+assets (``/static/...``) hold no data and need nothing more. Every other route
+needs the token, in an ``X-Stethoscope-Token`` header or a ``token`` query
+parameter (an EventSource cannot set headers), and refuses a request a browser
+sent for another origin: an ``Origin`` that is not this server's own, or a
+``Sec-Fetch-Site`` of ``cross-site`` or ``same-site`` (a page on another port of
+127.0.0.1 is the same site). There is no cookie: a browser sends a cookie for
+127.0.0.1 to every port of it, and rides it on any page's form posts.
+
+The server's loop calls ``refusal`` and ``body_wanted`` on the request head before
+it reads a byte of the body; a worker then answers the whole request from memory
+(``Handler``), into memory: it never touches the socket. Only the fixed assets and
+what the backend returns are served: no request ever names a path. Faults in a
+handler answer a one-line 500 and never print a traceback.
 """
 
 from __future__ import annotations
@@ -16,10 +28,8 @@ import contextlib
 import hmac
 import io
 import json
-import socket
-import threading
-import time
 from collections.abc import Callable
+from email.message import Message
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler
 from typing import TYPE_CHECKING, Any, Literal, Protocol
@@ -27,15 +37,16 @@ from urllib.parse import parse_qs, urlsplit
 
 from ..model.report import MODE_HEADER
 from . import metrics
-from .stream import stream
+from .stream import first_event
 
 if TYPE_CHECKING:
-    from .httpd import HTTPServer, Server
+    from .httpd import Server
 
-COOKIE = "stethoscope_token"
-READ_TIMEOUT = 10.0  # a request must arrive completely within this
+TOKEN_HEADER = "X-Stethoscope-Token"
 MAX_REPORT = 32 * 1024 * 1024  # bytes in one child report
+MAX_BODY = 4096  # bytes in any other request's body (POST /api/mode needs none)
 MAX_REASON = 200  # characters of a request's own text quoted in an error answer
+FOREIGN_SITES = ("cross-site", "same-site")  # Sec-Fetch-Site values refused
 
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
@@ -96,40 +107,91 @@ class Replay(Backend, Protocol):
 AnyBackend = Live | Replay
 
 
-class _RequestReader(io.RawIOBase):
-    """The connection's incoming bytes, all of which must arrive by ``deadline``: the
-    socket's own timeout bounds each recv() only, so a client trickling a byte every
-    few seconds could otherwise hold its connection (and a thread) forever."""
+def split_target(target: str) -> tuple[str, dict[str, list[str]]] | None:
+    """A request target's path and query; None if it cannot be split (urlsplit raises
+    ValueError on an absolute-form target with a broken IPv6 host, ``http://[``)."""
+    try:
+        parts = urlsplit(target)
+    except ValueError:
+        return None
+    return parts.path, parse_qs(parts.query, keep_blank_values=True)
 
-    def __init__(self, sock: socket.socket, deadline: float) -> None:
-        super().__init__()
-        self._sock = sock
-        self._deadline = deadline
 
-    def readable(self) -> bool:
-        return True
+def _right(token: str, owner: Server) -> bool:
+    return hmac.compare_digest(token.encode("utf-8", "replace"), owner.token.encode())
 
-    def readinto(self, buffer: Any) -> int:
-        left = self._deadline - time.monotonic()
-        if left <= 0:
-            raise TimeoutError("the request did not arrive within READ_TIMEOUT")
-        timeout = self._sock.gettimeout()
-        self._sock.settimeout(left if timeout is None else min(left, timeout))
-        try:
-            return self._sock.recv_into(buffer)
-        finally:
-            self._sock.settimeout(timeout)
+
+def refusal(owner: Server, method: str, target: str, headers: Message
+            ) -> tuple[HTTPStatus, str] | None:
+    """Why this request is refused (status, one line), or None: the access rule
+    (module docstring). Only the head is looked at: the loop asks before any body
+    is read."""
+    host = headers.get("Host", "")
+    if owner.loopback and host not in owner.allowed_hosts:
+        return HTTPStatus.FORBIDDEN, "unexpected Host header; open the URL stethoscope printed"
+    split = split_target(target)
+    if split is None:
+        return HTTPStatus.BAD_REQUEST, "malformed request target"
+    route, query = split
+    reading = method in ("GET", "HEAD")
+    if reading and (route == "/" or route.startswith("/static/")):
+        return None  # the page and its assets: no data in them
+    if reading and route == "/metrics" and owner.metrics_public:
+        return None  # opted in (metrics_public): scrapers need no token, only /metrics
+    origin = headers.get("Origin")
+    if origin is not None and origin != f"http://{host}":
+        return HTTPStatus.FORBIDDEN, "a page of another origin may not use this API (Origin)"
+    if headers.get("Sec-Fetch-Site", "").strip().lower() in FOREIGN_SITES:
+        return HTTPStatus.FORBIDDEN, "a page of another site may not use this API " \
+                                     "(Sec-Fetch-Site)"
+    presented = query.get("token", [])[:1] + (headers.get_all(TOKEN_HEADER) or [])
+    if not presented or not all(_right(str(token), owner) for token in presented):
+        return HTTPStatus.FORBIDDEN, "missing or wrong token; open the URL stethoscope printed"
+    return None
+
+
+def content_length(headers: Message) -> int | None:
+    """The Content-Length, or None when it is missing or not plain ASCII digits
+    ("²".isdigit() is true, int("²") fails; and never int() of thousands of digits,
+    a ValueError since Python 3.11's int limits: both were 500s)."""
+    length = headers.get("Content-Length", "")
+    if not (length.isascii() and length.isdigit()):
+        return None
+    return int(length) if len(length.lstrip("0")) <= 9 else MAX_REPORT + 1
+
+
+def body_limit(route: str) -> int:
+    return MAX_REPORT if route == "/api/report" else MAX_BODY
+
+
+def body_wanted(owner: Server, method: str, target: str, headers: Message) -> int:
+    """How many body bytes the loop reads before the request goes to a worker: a
+    POST's Content-Length when the request is not refused and the length is within
+    its route's bound; 0 otherwise (the worker then answers from the head alone)."""
+    if method != "POST" or refusal(owner, method, target, headers) is not None:
+        return 0
+    split = split_target(target)
+    length = content_length(headers)
+    if split is None or length is None or length > body_limit(split[0]):
+        return 0
+    return length
 
 
 class Handler(BaseHTTPRequestHandler):
-    server: HTTPServer
+    """One request, answered from memory into memory: ``request`` is the request's
+    bytes (head and the body the loop read), the answer is ``wfile.getvalue()``;
+    ``stream`` is set when the answer goes on as an event stream."""
+
+    server: Server  # type: ignore[assignment]
+    request: bytes
+    rfile: io.BytesIO
+    wfile: io.BytesIO
     server_version = "stethoscope"
     sys_version = ""
     protocol_version = "HTTP/1.0"
     # Not the stdlib's "HTTP/0.9": under it, answers to a bare "GET /path" and errors
     # about a malformed version went out without a status line or any header.
     default_request_version = "HTTP/1.0"
-    timeout = READ_TIMEOUT
     error_message_format = "%(code)d %(message)s\n"
     error_content_type = "text/plain; charset=utf-8"
 
@@ -138,13 +200,15 @@ class Handler(BaseHTTPRequestHandler):
 
     @property
     def owner(self) -> Server:
-        return self.server.owner
+        return self.server
 
     def setup(self) -> None:
-        super().setup()
-        self.rfile.close()  # the whole request must arrive within READ_TIMEOUT
-        self.rfile = io.BufferedReader(
-            _RequestReader(self.connection, time.monotonic() + READ_TIMEOUT))
+        self.stream: tuple[AnyBackend, View] | None = None
+        self.rfile = io.BytesIO(self.request)
+        self.wfile = io.BytesIO()
+
+    def finish(self) -> None:
+        pass
 
     def send_error(self, code: int, message: str | None = None,
                    explain: str | None = None) -> None:
@@ -174,65 +238,29 @@ class Handler(BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(body)
 
-    def _send(self, body: bytes, ctype: str, cookie: str | None = None) -> None:
+    def _send(self, body: bytes, ctype: str) -> None:
         self.send_response(HTTPStatus.OK)
         self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(body)))
-        if cookie is not None:
-            self.send_header("Set-Cookie",
-                             f"{COOKIE}={cookie}; HttpOnly; SameSite=Strict; Path=/")
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(body)
 
     # -- who may ask ---------------------------------------------------------------
 
-    def _token_from_request(self, query: dict[str, list[str]]) -> tuple[str | None, bool]:
-        """The token presented, and whether it came in the query string."""
-        if "token" in query:
-            return query["token"][0], True
-        # Split by hand, not SimpleCookie: before CPython 3.12.6 its unquoting is quadratic
-        # (CVE-2024-7592), and one 64 KiB Cookie header cost ~20 s of the program's CPU
-        # before the token was even checked. Our cookie's value never needs quoting.
-        for part in self.headers.get("Cookie", "").split(";"):
-            name, sep, value = part.partition("=")
-            if sep and name.strip() == COOKIE:
-                value = value.strip()
-                quoted = len(value) >= 2 and value[0] == value[-1] == '"'
-                return (value[1:-1] if quoted else value), False
-        return None, False
-
-    def _refusal(self, query: dict[str, list[str]]) -> str | None:
-        owner = self.owner
-        if owner.loopback and self.headers.get("Host", "") not in owner.allowed_hosts:
-            return "unexpected Host header; open the URL stethoscope printed"
-        if owner.metrics_public and self.command in ("GET", "HEAD") \
-                and urlsplit(self.path).path == "/metrics":
-            return None  # opted in (metrics_public): scrapers need no token, only /metrics
-        token, _ = self._token_from_request(query)
-        if token is None or not hmac.compare_digest(token.encode("utf-8", "replace"),
-                                                    owner.token.encode()):
-            return "missing or wrong token; open the URL stethoscope printed"
-        return None
-
     def _guarded(self, handler: Callable[[AnyBackend, str, dict[str, list[str]]], None]
                  ) -> None:
         try:
-            try:
-                parts = urlsplit(self.path)
-            except ValueError:  # e.g. an absolute-form target with a broken IPv6 host
-                self._plain(HTTPStatus.BAD_REQUEST, "malformed request target")
+            refused = refusal(self.owner, self.command, self.path, self.headers)
+            split = split_target(self.path)
+            if refused is not None or split is None:
+                self._plain(*(refused or (HTTPStatus.BAD_REQUEST, "malformed request target")))
                 return
-            query = parse_qs(parts.query, keep_blank_values=True)
-            refusal = self._refusal(query)
-            if refusal is not None:
-                self._plain(HTTPStatus.FORBIDDEN, refusal)
-                return
-            handler(self.owner.backend, parts.path, query)
-        except (ConnectionError, TimeoutError, OSError):
-            pass  # the client went away or stalled
+            handler(self.owner.backend, *split)
         except Exception:
-            with contextlib.suppress(OSError):
+            self.wfile = io.BytesIO()  # whatever was half-written goes
+            self.stream = None
+            with contextlib.suppress(Exception):
                 self._plain(HTTPStatus.INTERNAL_SERVER_ERROR, "internal error")
 
     def do_GET(self) -> None:
@@ -260,20 +288,18 @@ class Handler(BaseHTTPRequestHandler):
             self._not_allowed()
 
     def _report(self, backend: AnyBackend) -> None:
-        length = self.headers.get("Content-Length", "")
-        # ASCII digits only ("²".isdigit() is true, int("²") fails), and never int() of
-        # thousands of digits (a ValueError since Python 3.11's int limits): both were 500s
-        if not (length.isascii() and length.isdigit()):
+        length = content_length(self.headers)
+        if length is None:
             self._plain(HTTPStatus.LENGTH_REQUIRED, "a report needs a Content-Length")
             return
-        if len(length.lstrip("0")) > 9 or int(length) > MAX_REPORT:
+        if length > MAX_REPORT:
             self._plain(HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
                         f"a report may be at most {MAX_REPORT} bytes")
             return
         if backend.kind == "replay":
             self._plain(HTTPStatus.BAD_REQUEST, "this is a recording: it takes no reports")
             return
-        error = backend.accept_report(self.rfile.read(int(length)))
+        error = backend.accept_report(self.rfile.read(length))
         if error is not None:
             self._plain(HTTPStatus.BAD_REQUEST, error)
             return
@@ -283,6 +309,11 @@ class Handler(BaseHTTPRequestHandler):
 
     def _set_mode(self, backend: AnyBackend, query: dict[str, list[str]]) -> None:
         """POST /api/mode?mode=M: switch what is collected; answers the mode now running."""
+        length = content_length(self.headers)
+        if length is not None and length > MAX_BODY:
+            self._plain(HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+                        f"a request body may be at most {MAX_BODY} bytes")
+            return
         if backend.kind == "replay":
             self._plain(HTTPStatus.BAD_REQUEST, "this is a recording: it cannot switch modes")
             return
@@ -307,9 +338,7 @@ class Handler(BaseHTTPRequestHandler):
     def _get(self, backend: AnyBackend, route: str, query: dict[str, list[str]]) -> None:
         owner = self.owner
         if route in owner.assets:
-            body, ctype = owner.assets[route]
-            token, from_query = self._token_from_request(query)
-            self._send(body, ctype, cookie=token if route == "/" and from_query else None)
+            self._send(*owner.assets[route])
         elif route == "/api/recording":
             self._send(b"null" if backend.kind == "live" else backend.recording_json(),
                        "application/json")
@@ -358,15 +387,8 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if self.command == "HEAD":
             return
-
-        def snapshot() -> bytes:
-            try:
-                return backend.snapshot_json(view)
-            except LookupError:  # the process dropped out of the list
-                return backend.snapshot_json("all")
-
-        stream(self.connection, self.wfile.write, data, snapshot, self.owner.closing,
-               once=threading.current_thread() is self.owner.accept_thread)
+        self.wfile.write(first_event(data))
+        self.stream = (backend, view)  # the stream pump sends the rest (stream.py)
 
     def _data(self, backend: AnyBackend, route: str, view: View,
               query: dict[str, list[str]]) -> bytes:

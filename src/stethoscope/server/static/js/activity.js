@@ -15,6 +15,7 @@
  */
 
 import { $ } from './dom.js';
+import { apiFetch } from './token.js';
 import { basename, compact } from './format.js';
 import { recording, shownSnap, viewGen, viewPid, viewUrl } from './facts.js';
 import { kindInfo } from './heat.js';
@@ -110,7 +111,7 @@ export function actDomain(a) {
 export function loadActivity() {
   var gen = viewGen(), seq = ++actSeq, all = viewPid() === 'all';
   actBusy = true;
-  fetch(viewUrl('/api/activity'), { credentials: 'same-origin', cache: 'no-store' }).then(function (r) {
+  apiFetch(viewUrl('/api/activity')).then(function (r) {
     if (r.status === 404 && all) {
       // A monitor without activity data: no strip, and no more asking.
       actMissing = true;

@@ -24,6 +24,8 @@
  * the activity polling's timer.
  */
 
+// first: it takes the token from the address bar before anything else runs
+import { apiFetch } from './token.js';
 import { connState, recording, setView, viewGen, viewPid } from './facts.js';
 import { findProc, procList } from './processes.js';
 import { activityBusy, activityMissing, loadActivity, whenActivity } from './activity.js';
@@ -39,17 +41,6 @@ import { startReplay, tlFetch, wireTimeline } from './timeline.js';
 import { connect, loadSnapshot } from './stream.js';
 
 var ACT_EVERY = 1000;       // ms between live activity requests
-
-// The page request has set the HttpOnly token cookie, which every later request
-// carries: keep the token itself out of the address bar, history and screen shares.
-function hideToken() {
-  if (!window.history || !history.replaceState || !window.URLSearchParams) return;
-  var q = new URLSearchParams(location.search);
-  if (!q.has('token')) return;
-  q.delete('token');
-  var rest = q.toString();
-  history.replaceState(null, '', location.pathname + (rest ? '?' + rest : '') + location.hash);
-}
 
 /* A new view was chosen: its data, from the recording or the live monitor. */
 function loadView() {
@@ -84,7 +75,7 @@ function startLive() {
   // A process from an old URL may be gone: ask the combined picture, which lists
   // every process, before asking for this one (no 404 to recover from).
   var pid = viewPid(), gen = viewGen();
-  fetch('/api/snapshot?pid=all', { credentials: 'same-origin', cache: 'no-store' }).then(function (r) {
+  apiFetch('/api/snapshot?pid=all').then(function (r) {
     return r.ok ? r.json() : null;
   }).then(function (snap) {
     if (gen !== viewGen()) return;
@@ -107,7 +98,7 @@ function startLive() {
 /* GET /api/recording: `then(rec)` with the recording's description, or null for a
  * live monitor (it answers 200 with null). */
 function checkRecording(then) {
-  fetch('/api/recording', { credentials: 'same-origin', cache: 'no-store' }).then(function (r) {
+  apiFetch('/api/recording').then(function (r) {
     return r.status === 200 ? r.json() : null;
   }).catch(function () { return null; }).then(function (rec) {
     then(rec && typeof rec === 'object' && rec.count != null && Array.isArray(rec.times) ? rec : null);
@@ -136,7 +127,6 @@ function wire() {
 }
 
 function start() {
-  hideToken();
   wire();
   setState('connecting');
   setInterval(tick, 1000);

@@ -9,6 +9,7 @@
  */
 
 import { $, setText, parse } from './dom.js';
+import { apiFetch } from './token.js';
 import { connState, recording, shownSnap } from './facts.js';
 import { WINDOWS_PER_S } from './heat.js';
 import { ownView } from './processes.js';
@@ -107,9 +108,7 @@ function switchMode(mode) {
     $('mode').classList.remove('busy');
     return true;
   }
-  fetch('/api/mode?mode=' + encodeURIComponent(mode), {
-    method: 'POST', credentials: 'same-origin', cache: 'no-store'
-  }).then(function (r) {
+  apiFetch('/api/mode?mode=' + encodeURIComponent(mode), { method: 'POST' }).then(function (r) {
     return r.text().then(function (body) { return { r: r, body: body }; });
   }).then(function (res) {
     if (!done()) return;
@@ -129,7 +128,7 @@ function switchMode(mode) {
       }
     } else {
       modeWanted = before;
-      var why = res.r.status === 403 ? 'the monitor refused this page (token)'
+      var why = res.r.status === 403 ? 'the monitor refused this page (open the URL with ?token=… that stethoscope printed)'
         : plainReason(res.body, res.r.status) || 'HTTP ' + res.r.status;
       showModeMsg('cannot switch to ' + mode + ': ' + why, 'error');
     }

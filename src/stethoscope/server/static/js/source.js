@@ -9,6 +9,7 @@
  */
 
 import { $, el, setText } from './dom.js';
+import { apiFetch } from './token.js';
 import { basename, compact, dirname, full } from './format.js';
 import { shownSnap } from './facts.js';
 import { fileFigures, fileRecent, fileTotal, fileUnit, findFile, secondsHint } from './heat.js';
@@ -33,7 +34,7 @@ export function whenFileSelected(fn) { onSelect = fn; }
 function getSource(id) {
   var p = sources.get(id);
   if (!p) {
-    p = fetch('/api/source/' + encodeURIComponent(id), { credentials: 'same-origin', cache: 'no-store' })
+    p = apiFetch('/api/source/' + encodeURIComponent(id))
       .then(function (r) {
         if (!r.ok) throw new Error('HTTP ' + r.status);
         return r.json();

@@ -7,6 +7,7 @@
  */
 
 import { parse } from './dom.js';
+import { apiEvents, apiFetch } from './token.js';
 import { connState, setDenied, shownGen, viewGen, viewPid, viewUrl } from './facts.js';
 import { applySnapshot } from './snapshots.js';
 import { beat, setState, updateBanner } from './status.js';
@@ -34,8 +35,7 @@ export function connect() {
   clearTimeout(giveUpTimer);
   giveUpTimer = 0;
   if (es) es.close();
-  // Same origin: the HttpOnly token cookie set by the page request goes along.
-  var source = new EventSource(viewUrl('/api/events'));
+  var source = apiEvents(viewUrl('/api/events'));  // the token in its query
   es = source;
   source.addEventListener('snapshot', function (ev) {
     if (es !== source) return;
@@ -87,7 +87,7 @@ export function connect() {
 }
 
 function probe(then) {
-  fetch(viewUrl('/api/snapshot'), { credentials: 'same-origin', cache: 'no-store' }).then(function (r) {
+  apiFetch(viewUrl('/api/snapshot')).then(function (r) {
     setDenied(r.status === 403);
     if (then) then(r.status);
     if (connState() === 'disconnected') updateBanner();
@@ -100,7 +100,7 @@ function probe(then) {
 /* One snapshot of the current view, at once (the stream may beat it to it). */
 export function loadSnapshot() {
   var gen = viewGen(), pid = viewPid();
-  fetch(viewUrl('/api/snapshot'), { credentials: 'same-origin', cache: 'no-store' }).then(function (r) {
+  apiFetch(viewUrl('/api/snapshot')).then(function (r) {
     if (r.status === 403) setDenied(true);
     if ((r.status === 404 || r.status === 400) && gen === viewGen()) dropProcess(pid);
     return r.ok ? r.json() : null;

@@ -9,6 +9,7 @@
  */
 
 import { $, setText } from './dom.js';
+import { apiFetch } from './token.js';
 import { clockText, posText } from './format.js';
 import { recording, recordingWant, setRecording, setRecordingShown, setRecordingWant, viewGen,
   viewPid } from './facts.js';
@@ -100,8 +101,7 @@ export function tlFetch() {
     if (last) tl.busy = false;
     return last;
   }
-  fetch('/api/snapshot?at=' + i + '&pid=' + encodeURIComponent(pid),
-    { credentials: 'same-origin', cache: 'no-store' }).then(function (r) {
+  apiFetch('/api/snapshot?at=' + i + '&pid=' + encodeURIComponent(pid)).then(function (r) {
     if ((r.status === 404 || r.status === 400) && pid !== 'all' && gen === viewGen()) {
       done();
       dropProcess(pid);       // not a process of the program at this moment
