@@ -3,7 +3,8 @@ a process was started.
 
 ``ChildWatch`` marks as killed a child that is gone without its final report (a
 few times a second, from the sampler thread's housekeeping); ``process_status``
-reads another process's state without reaping it. ``fork_method`` and
+reads another process's state without reaping it. A pid that now names a process
+of another user is not our child any more (its number was reused): gone too. ``fork_method`` and
 ``startup_method`` tell how the current process was started, for its entry in
 the process panel.
 """
@@ -83,16 +84,20 @@ class ChildWatch:
 def process_status(pid: int) -> tuple[bool, int | None]:
     """(alive, exit status) of another process, without reaping it.
 
-    A zombie counts as gone; its exit status comes from /proc (Linux), as a
-    negative signal number or a non-negative exit code. None when unknown.
+    A zombie counts as gone, and so does a process of another user (the pid was
+    reused); the exit status comes from /proc (Linux), as a negative signal number
+    or a non-negative exit code. None when unknown.
     """
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
             raw = f.read()
+            owner = os.fstat(f.fileno()).st_uid
     except FileNotFoundError:
         return (False if _HAS_PROC else _signal_zero(pid)), None
     except OSError:
         return _signal_zero(pid), None
+    if owner != os.getuid():
+        return False, None
     fields = raw[raw.rfind(b")") + 2:].split()
     if fields[:1] not in ([b"Z"], [b"X"]):
         return True, None
@@ -108,5 +113,5 @@ def _signal_zero(pid: int) -> bool:
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True
+        return False  # another user's: not the child we followed
     return True
