@@ -82,6 +82,7 @@ def exchange(path: str, body: bytes, timeout: float, answer: bool = True) -> str
         sock.sendall(frame(body))
         if not answer:
             return None
+        owned.check()
         (length,) = HEADER.unpack(_receive(sock, HEADER.size, remaining))
         if length > MAX_REPLY:
             raise SendError(f"an answer of {length} bytes is not an answer to a report")
