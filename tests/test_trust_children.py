@@ -370,3 +370,28 @@ def test_a_pid_that_now_names_another_users_process_is_marked_gone() -> None:
             proc.kill()
             proc.wait()
     assert states == {stranger.pid: ("killed", "vanished"), ours.pid: ("running", "")}
+
+
+def test_a_pid_reused_by_a_later_process_of_ours_is_marked_gone(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from stethoscope.children import watch
+    from stethoscope.model import ProcessTable
+
+    ours = subprocess.Popen(["sleep", "120"])
+    try:
+        table = ProcessTable(own_pid=os.getpid())
+        template = json.loads(_template_bytes())
+        report = dict(template, process=dict(template["process"], pid=ours.pid),
+                      snapshot=dict(template["snapshot"], pid=ours.pid))
+        table.accept(ChildReport.from_json(json.dumps(report).encode()), 2.0)
+        checker = watch.ChildWatch(table, grace=0)
+        checker.check()  # first seen: its start time noted
+        assert table.infos()[0].state == "running"
+        real = watch.process_start
+        monkeypatch.setattr(watch, "process_start", lambda pid: (real(pid) or 0) + 1)
+        checker.check()  # the same number, a process started later
+        state = table.infos()[0].state
+    finally:
+        ours.kill()
+        ours.wait()
+    assert state == "killed"
