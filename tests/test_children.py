@@ -413,11 +413,18 @@ def test_a_broken_link_in_the_environment_leaves_the_child_running(tmp_path: Pat
     assert result.stderr.count("\n") == 1 and "is not monitored" in result.stderr
 
 
-def test_a_child_whose_monitor_is_gone_exits_at_once(tmp_path: Path) -> None:
-    # The link names a port nobody listens on: the child must not wait for it.
-    link = json.dumps({"v": 1, "host": "127.0.0.1", "port": _free_port(), "token": "x" * 24,
-                       "mode": "sample", "files": ["user"], "sample_hz": 100, "window": 10,
-                       "hang_report": 3.0})
+@pytest.mark.parametrize("gone", ["no socket", "nobody listens"])
+def test_a_child_whose_monitor_is_gone_exits_at_once(tmp_path: Path, gone: str) -> None:
+    # The link names a socket path where nothing is (ENOENT), or a socket nobody
+    # listens on (ECONNREFUSED): the child must not wait for it.
+    import socket
+
+    path = tmp_path / "inbox"
+    bound = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    if gone == "nobody listens":
+        bound.bind(str(path))  # bound, not listening: connections are refused
+    link = json.dumps({"v": 2, "inbox": str(path), "mode": "sample", "files": ["user"],
+                       "sample_hz": 100, "window": 10, "hang_report": 3.0})
     # Its monitor's first report is refused: the monitor gives up at once and stops
     # (so nothing waits at exit either). (Read through the Monitor, not current(): in
     # about one start in ten current() goes on returning the stopped monitor, a race
@@ -434,17 +441,10 @@ def test_a_child_whose_monitor_is_gone_exits_at_once(tmp_path: Path) -> None:
     result = run_python(["-c", program], cwd=tmp_path, timeout=100,
                         env=child_env(STETHOSCOPE_CHILD=link))
     record_figure("a child whose monitor is gone: start to exit", time.monotonic() - began)
+    bound.close()
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "ran unmonitored", result.stderr
     assert result.stderr == ""
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_pool_terminate_flushes_busy_workers(tmp_path: Path) -> None:

@@ -4,14 +4,22 @@ and the reporter's bounded final send."""
 from __future__ import annotations
 
 import json
+import os
 import socket
+import subprocess
+import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
-from stethoscope.children.reporter import Reporter, post
+from stethoscope.children import wire
+from stethoscope.children.inbox import Inbox
+from stethoscope.children.reporter import Reporter, exchange
+from stethoscope.children.wire import RefusedError
 from stethoscope.model import (
     ChildReport,
     FileHeat,
@@ -24,7 +32,7 @@ from stethoscope.model import (
     combine,
 )
 
-from conftest import record_figure
+from conftest import record_figure, wait_for
 
 NOW = 1_000_000.0
 
@@ -141,23 +149,22 @@ def test_sources_are_kept_by_file_id_first_come() -> None:
     assert table.source("nope") is None
 
 
-# -- the reporter ------------------------------------------------------------------
+# -- the reporter and the inbox ----------------------------------------------------
 
 
 def _make(final: bool) -> tuple[bytes, object]:
     return b"{}", lambda: None
 
 
-def test_the_final_report_reaches_a_monitor_that_answers_late() -> None:
+def test_the_final_report_reaches_a_monitor_that_answers_late(tmp_path: Path) -> None:
     # A listener that does not accept yet: the final report must not wait for it,
     # and must still be there to read once the monitor gets to it.
-    with socket.socket() as listener:
-        listener.bind(("127.0.0.1", 0))
+    path = str(tmp_path / "inbox")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listener:
+        listener.bind(path)
         listener.listen(1)
-        port = listener.getsockname()[1]
         body = b'{"final": "report"}'
-        reporter = Reporter("127.0.0.1", port, "t" * 16, lambda final: (body, lambda: None),
-                            on_lost=lambda why: None)
+        reporter = Reporter(path, lambda final: (body, lambda: None), on_lost=lambda why: None)
         # True: handed to the kernel within FINAL_TIMEOUT (its own deadline: past it,
         # final() gives up and says False), before this listener accepted anything
         # (nothing answers it here: a final() that waited for the answer would give
@@ -172,7 +179,7 @@ def test_the_final_report_reaches_a_monitor_that_answers_late() -> None:
             data = b""
             while chunk := conn.recv(4096):
                 data += chunk
-    assert data.startswith(b"POST /api/report?token=") and data.endswith(body)
+    assert data == wire.frame(body)  # length-prefixed, nothing else
 
 
 def test_a_late_final_report_corrects_a_child_marked_killed() -> None:
@@ -185,55 +192,195 @@ def test_a_late_final_report_corrects_a_child_marked_killed() -> None:
     assert table.snapshot_of(5).files[0].lines[0][2] == 12  # type: ignore[union-attr]
 
 
-def test_a_refused_connection_means_the_monitor_is_gone() -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]  # bound, not listening: connections are refused
+@pytest.mark.parametrize("gone", ["no socket", "nobody listens"])
+def test_a_missing_or_refusing_socket_means_the_monitor_is_gone_at_once(
+        tmp_path: Path, gone: str) -> None:
+    path = str(tmp_path / "inbox")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        if gone == "nobody listens":
+            s.bind(path)  # bound, not listening: connections are refused
         lost: list[str] = []
-        reporter = Reporter("127.0.0.1", port, "t" * 16, _make, on_lost=lost.append)  # type: ignore[arg-type]
+        reporter = Reporter(path, _make, on_lost=lost.append)  # type: ignore[arg-type]
         reporter.start()
-        deadline = time.monotonic() + 60
-        while not lost and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_for(lambda: bool(lost))
         reporter.stop()
-    assert lost and "unreachable" in lost[0]
+        assert reporter.final() is False  # nothing more is tried
+    assert len(lost) == 1 and "monitor is gone" in lost[0], lost
 
 
-def test_post_reads_the_status_of_a_real_server() -> None:
-    import stethoscope
+class _Inbox:
+    """An Inbox with a recording take(); its answers name mode "trace"."""
 
-    with stethoscope.trace(port=0, quiet=True) as mon:
-        port = mon.port  # type: ignore[union-attr]
-        token = mon.config.token
-        body = report(424242, {1: 1}).to_json()
-        assert post("127.0.0.1", port, f"/api/report?token={token}", body, 60)[0] == 204
-        assert post("127.0.0.1", port, "/api/report?token=wrong", body, 60)[0] == 403
-        assert post("127.0.0.1", port, f"/api/report?token={token}", b"{", 60)[0] == 400
-        assert post("127.0.0.1", port, f"/api/snapshot?token={token}", body, 60)[0] == 405
-        pids = [p.pid for p in mon.snapshot("all").processes]
-        assert 424242 in pids
+    def __init__(self, verdict: Callable[[bytes, int], str | None] = lambda b, p: None) -> None:
+        self.taken: list[tuple[bytes, int]] = []
+        self.notes: list[str] = []
+
+        def take(body: bytes, pid: int) -> str | None:
+            self.taken.append((body, pid))
+            return verdict(body, pid)
+
+        self.inbox = Inbox(take, lambda: "trace", self.notes.append)
+
+    def __enter__(self) -> Inbox:
+        self.inbox.open()
+        self.inbox.start()
+        return self.inbox
+
+    def __exit__(self, *exc: object) -> None:
+        self.inbox.close()
+
+
+def test_the_inbox_answers_with_the_mode_and_names_the_sender() -> None:
+    box = _Inbox()
+    with box as inbox:
+        assert exchange(inbox.path, b'{"a": 1}', 60) == "trace"
+    assert box.taken == [(b'{"a": 1}', os.getpid())]  # the kernel's word for the sender
+
+
+def test_a_refusal_reaches_the_child_as_refused_error() -> None:
+    with _Inbox(lambda body, pid: "not for me") as inbox, \
+            pytest.raises(RefusedError, match=r"^not for me$"):
+        exchange(inbox.path, b"{}", 60)
+
+
+def test_a_refused_report_stops_the_reporter_with_one_note() -> None:
+    with _Inbox(lambda body, pid: "no thanks") as inbox:
+        lost: list[str] = []
+        reporter = Reporter(inbox.path, _make, on_lost=lost.append)  # type: ignore[arg-type]
+        reporter.start()
+        wait_for(lambda: bool(lost))
+        reporter.stop()
+    assert lost == ["the program's monitor refused a report: no thanks"]
+
+
+def test_a_report_beyond_the_size_bound_is_refused_unread() -> None:
+    box = _Inbox()
+    with box as inbox, socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(60)
+        s.connect(inbox.path)
+        s.sendall(wire.HEADER.pack(wire.MAX_REPORT + 1))  # and no body at all
+        answer = s.recv(4096)
+    assert b"at most" in answer and box.taken == []
+
+
+def test_a_stalled_connection_is_dropped_at_its_deadline_and_blocks_no_one(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from stethoscope.children import inbox as inbox_module
+
+    monkeypatch.setattr(inbox_module, "READ_DEADLINE", 0.5)
+    box = _Inbox()
+    with box as inbox, socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as stalled:
+        stalled.settimeout(60)
+        stalled.connect(inbox.path)
+        stalled.sendall(wire.HEADER.pack(100) + b"{")  # and never the rest
+        assert exchange(inbox.path, b"{}", 60) == "trace"  # others are served meanwhile
+        answer = stalled.recv(4096)  # the deadline's refusal, then the end
+    assert b"did not arrive within" in answer and box.taken == [(b"{}", os.getpid())]
 
 
 def test_reports_arriving_from_many_threads_at_once_are_all_taken() -> None:
-    import stethoscope
+    # More at once than the inbox reads at once (MAX_OPEN): the rest wait their turn.
+    box = _Inbox()
+    with box as inbox:
+        answers: list[str | None] = []
 
-    with stethoscope.trace(port=0, quiet=True) as mon:
-        port, token = mon.port, mon.config.token  # type: ignore[union-attr]
-        statuses: list[int] = []
+        def send(i: int) -> None:
+            answers.append(exchange(inbox.path, json.dumps(i).encode(), 60))
 
-        def send(pid: int) -> None:
-            statuses.append(post("127.0.0.1", port, f"/api/report?token={token}",
-                                 report(pid, {1: pid}).to_json(), 60)[0])
-
-        threads = [threading.Thread(target=send, args=(500000 + i,)) for i in range(20)]
+        threads = [threading.Thread(target=send, args=(i,)) for i in range(100)]
         for t in threads:
             t.start()
         for t in threads:
             t.join(120)
-        assert statuses == [204] * 20
-        combined = mon.snapshot("all")
-        assert len(combined.processes) == 21
-        assert combined.file("f1").lines[0][2] == sum(500000 + i for i in range(20))  # type: ignore[union-attr]
+    assert answers == ["trace"] * 100
+    assert sorted(int(body) for body, _ in box.taken) == list(range(100))
+
+
+def test_a_socket_of_another_user_is_never_sent_to(tmp_path: Path) -> None:
+    if os.getuid() != 0:
+        pytest.skip("needs root, to listen as another user")
+    # Another user listens at the path (its directory open to all): the reporter
+    # sees who listens before sending, and stops for good with one note.
+    import tempfile
+
+    shared = Path(tempfile.mkdtemp())  # not under tmp_path: its parents are 0700
+    shared.chmod(0o777)
+    path, got = shared / "inbox", shared / "got"
+    listener = subprocess.Popen([sys.executable, "-c", AS_NOBODY + LISTENER, str(path),
+                                 str(got)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert listener.stdout is not None and listener.stdout.readline() == "listening\n"
+        lost: list[str] = []
+        reporter = Reporter(str(path), lambda final: (b"secret", lambda: None),
+                            on_lost=lost.append)
+        reporter.start()
+        wait_for(lambda: bool(lost))
+        reporter.stop()
+        assert reporter.final() is False
+    finally:
+        listener.kill()
+        listener.wait()
+    assert len(lost) == 1 and "belongs to another user (uid 65534" in lost[0], lost
+    sent = got.read_bytes() if got.exists() else b""
+    for p in shared.iterdir():
+        p.unlink()
+    shared.rmdir()
+    assert b"secret" not in sent
+
+
+# run as root, then as nobody (who may not run the test's interpreter)
+# (its modules imported first: nobody may not read the standard library either)
+AS_NOBODY = ("import os, socket, sys; os.setgroups([]); os.setgid(65534); "
+             "os.setuid(65534)\n")
+LISTENER = """
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.bind(sys.argv[1]); s.listen(8)
+print("listening", flush=True)
+with open(sys.argv[2], "ab") as out:
+    while True:
+        conn, _ = s.accept()
+        conn.settimeout(1)
+        try:
+            while chunk := conn.recv(65536):
+                out.write(chunk); out.flush()
+        except OSError:
+            pass
+        conn.close()
+"""
+
+
+def test_another_users_connection_to_the_inbox_is_refused_unread(tmp_path: Path) -> None:
+    if os.getuid() != 0:
+        pytest.skip("needs root, to connect as another user")
+    box = _Inbox()
+    with box as inbox:
+        os.chmod(inbox.directory, 0o755)  # what the directory's mode prevents, opened up
+        os.chmod(inbox.path, 0o777)
+        code = ("import socket, sys; s = socket.socket(socket.AF_UNIX); s.settimeout(60); "
+                "s.connect(sys.argv[1]); print(s.recv(4096).decode('latin-1'))")
+        result = subprocess.run([sys.executable, "-c", AS_NOBODY + code, inbox.path],
+                                capture_output=True, text=True, timeout=60)
+    assert "is another user's" in result.stdout, result.stderr
+    assert box.taken == []
+
+
+def test_a_listening_socket_the_program_replaced_stops_the_inbox_with_one_note(
+        tmp_path: Path) -> None:
+    box = _Inbox()
+    with box as inbox:
+        listener = inbox._listener
+        assert listener is not None
+        fd = listener.fd
+        os.close(fd)  # as a program closing every descriptor it did not open does
+        with open(tmp_path / "mine", "w") as own:  # and reusing the number
+            if own.fileno() != fd:
+                pytest.skip("the number was not reused")
+            wait_for(lambda: bool(box.notes))
+            own.write("still mine")
+        assert box.notes[0].startswith("the children's report socket (descriptor")
+        assert len(box.notes) == 1
+    assert (tmp_path / "mine").read_text() == "still mine"
 
 
 def test_the_final_report_wins_over_a_later_numbered_periodic_one() -> None:

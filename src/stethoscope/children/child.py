@@ -2,27 +2,33 @@
 
 It collects like any monitor, with the program's shared options (link.py), but
 serves nothing: ``ChildOutlet`` sends reports to the program's monitor instead
-(reporter.py), and its last report leaves on every way out of the process
-(exithooks.py), saying how the process ended. A child started by ``fork()`` gets
-a fresh monitor (api.py's after-fork hook); one started by exec gets one at
-start-up from the environment (stethoscope-children.pth).
+(reporter.py), each within ``wire.MAX_REPORT`` (sources that do not fit wait for
+a later report; one that never fits is not sent), and its last report leaves on
+every way out of the process (exithooks.py), saying how the process ended. A
+child started by ``fork()`` gets a fresh monitor (api.py's after-fork hook); one
+started by exec gets one at start-up from the environment
+(stethoscope-children.pth).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from .._stderr import say
-from ..config import page_url
-from ..model import ChildReport, Store
+from ..model import ChildReport, FileHeat, Store
 from ..model.report import MAX_SOURCE_CHARS
 from ..monitor import Monitor
 from ..monitor.process import ProcessRecord
 from .exithooks import ExitHooks
 from .link import ChildLink
 from .reporter import Reporter
+from .wire import MAX_REPORT
+
+# bytes of a report left for sources: the snapshot and the process take the rest
+SOURCE_BUDGET = MAX_REPORT * 3 // 4
 
 
 def child_monitor(link: ChildLink, method: str, name: str = "", *,
@@ -37,8 +43,8 @@ class ChildOutlet:
 
     def __init__(self, link: ChildLink) -> None:
         self.link = link
-        self.port = link.port
-        self.url = page_url(link.host, link.port, link.token)
+        self.port = 0  # it serves nothing
+        self.url = f"(a followed child: reports to {link.inbox})"
         self._instance = os.urandom(8).hex()  # an exec'd process keeps its pid
         self._seq = 0
         self._seq_lock = threading.RLock()  # the SIGTERM flush may interrupt a report
@@ -48,9 +54,8 @@ class ChildOutlet:
 
     def open(self, monitor: Monitor) -> None:
         self._monitor = monitor
-        link = self.link
-        self._reporter = Reporter(link.host, link.port, link.token, self._make_report,
-                                  on_lost=self._lost, on_dropped=say, on_mode=self._follow_mode)
+        self._reporter = Reporter(self.link.inbox, self._make_report, on_lost=self._lost,
+                                  on_dropped=say, on_mode=self._follow_mode)
 
     def _parts(self) -> tuple[Monitor, Reporter]:
         assert self._monitor is not None and self._reporter is not None, "open() first"
@@ -94,8 +99,18 @@ class ChildOutlet:
         if final:  # the sampler, which reads it a few times a second, has stopped
             monitor.process.cpu.read()
         snapshot = monitor.snapshot()
-        sources = []
-        for f in snapshot.files:
+        sources, never = self._sources(monitor, snapshot.files)
+        report = ChildReport(self._instance, seq, final, monitor.process.info(final), snapshot,
+                             tuple(sources))
+        sent = [fid for fid, _, _ in sources] + never
+        return report.to_json(), lambda: self._sent_sources.update(sent)
+
+    def _sources(self, monitor: Monitor, files: Iterable[FileHeat]
+                 ) -> tuple[list[tuple[str, str, str]], list[str]]:
+        """The sources not sent yet that fit in this report, and the ids of those
+        that never will (too big): counted as sent."""
+        sources, never, budget = [], [], SOURCE_BUDGET
+        for f in files:
             if f.id in self._sent_sources:
                 continue
             try:
@@ -105,9 +120,10 @@ class ChildOutlet:
             if found is None:
                 continue
             text = found[1]
-            if len(text) <= MAX_SOURCE_CHARS:
+            size = len(json.dumps(text)) + len(json.dumps(f.path)) + len(f.id) + 8
+            if len(text) > MAX_SOURCE_CHARS or size > SOURCE_BUDGET:
+                never.append(f.id)
+            elif size <= budget:
                 sources.append((f.id, f.path, text))
-        report = ChildReport(self._instance, seq, final, monitor.process.info(final), snapshot,
-                             tuple(sources))
-        sent = [fid for fid, _, _ in sources]
-        return report.to_json(), lambda: self._sent_sources.update(sent)
+                budget -= size
+        return sources, never

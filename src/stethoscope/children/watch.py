@@ -3,7 +3,10 @@ a process was started.
 
 ``ChildWatch`` marks as killed a child that is gone without its final report (a
 few times a second, from the sampler thread's housekeeping); ``process_status``
-reads another process's state without reaping it. ``fork_method`` and
+reads another process's state without reaping it. A pid that now names a process
+of another user, or one started later than the child first seen with it (Linux:
+its start time in /proc), is not our child any more (its number was reused): gone
+too. ``fork_method`` and
 ``startup_method`` tell how the current process was started, for its entry in
 the process panel.
 """
@@ -64,16 +67,22 @@ class ChildWatch:
         self._table = table
         self._grace = grace
         self._gone_since: dict[int, float] = {}
+        self._started: dict[int, int | None] = {}  # pid -> start time when first seen
 
     def check(self) -> None:
         now = time.monotonic()
         watched = self._table.watch_list()
         for pid in [p for p in self._gone_since if p not in watched]:
             del self._gone_since[pid]
+        for pid in [p for p in self._started if p not in watched]:
+            del self._started[pid]
         for pid in watched:
             alive, status = process_status(pid)
             if alive:
-                continue
+                started = process_start(pid)
+                if self._started.setdefault(pid, started) == started:
+                    continue
+                status = None  # another process has that number now
             since = self._gone_since.setdefault(pid, now)
             if now - since >= self._grace:
                 self._table.vanished(pid, status)
@@ -83,16 +92,20 @@ class ChildWatch:
 def process_status(pid: int) -> tuple[bool, int | None]:
     """(alive, exit status) of another process, without reaping it.
 
-    A zombie counts as gone; its exit status comes from /proc (Linux), as a
-    negative signal number or a non-negative exit code. None when unknown.
+    A zombie counts as gone, and so does a process of another user (the pid was
+    reused); the exit status comes from /proc (Linux), as a negative signal number
+    or a non-negative exit code. None when unknown.
     """
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
             raw = f.read()
+            owner = os.fstat(f.fileno()).st_uid
     except FileNotFoundError:
         return (False if _HAS_PROC else _signal_zero(pid)), None
     except OSError:
         return _signal_zero(pid), None
+    if owner != os.getuid():
+        return False, None
     fields = raw[raw.rfind(b")") + 2:].split()
     if fields[:1] not in ([b"Z"], [b"X"]):
         return True, None
@@ -102,11 +115,23 @@ def process_status(pid: int) -> tuple[bool, int | None]:
     return False, None
 
 
+def process_start(pid: int) -> int | None:
+    """When the process started (clock ticks since boot: /proc's field 22), or None
+    when unknown. An exec keeps it; a new process with a reused pid does not."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            raw = f.read()
+    except OSError:
+        return None
+    fields = raw[raw.rfind(b")") + 2:].split()
+    return int(fields[19]) if len(fields) > 19 and fields[19].isdigit() else None
+
+
 def _signal_zero(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True
+        return False  # another user's: not the child we followed
     return True

@@ -5,7 +5,9 @@ The parent keeps the latest report (model/report.py) per process in a
 
 Memory stays bounded however many children come and go: only the newest
 ``MAX_ENDED`` ended children are listed; older ones are retired into running
-totals, so the combined totals never lose their counts.
+totals, so the combined totals never lose their counts. Children's sources are
+kept up to ``MAX_SOURCES`` files and ``MAX_SOURCE_TOTAL`` characters in all; later
+ones are dropped (counted in ``sources_dropped``).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from .snapshot import (
 
 MAX_ENDED = 100  # ended children listed; older ones only count in the totals
 MAX_SOURCES = 5000  # child-only source files kept for the page
+MAX_SOURCE_TOTAL = 64 * 1024 * 1024  # characters of those sources, over all children
 
 # Indexes into a LineRow of the "total" fields (hits, self, incl).
 _TOTALS = tuple(i for i, name in enumerate(LINE_FIELDS) if name.endswith("_total"))
@@ -52,13 +55,17 @@ class ProcessTable:
     """The parent's view of its children: latest report per process, thread-safe."""
 
     def __init__(self, own_pid: int, *, max_ended: int = MAX_ENDED,
-                 activity: Activity | None = None) -> None:
+                 activity: Activity | None = None,
+                 max_source_chars: int = MAX_SOURCE_TOTAL) -> None:
         self._lock = threading.Lock()
         self._activity = activity  # fed with what each report adds to the totals
         self._own_pid = own_pid
         self._max_ended = max_ended
         self._children: dict[int, _Child] = {}
         self._sources: dict[str, tuple[str, str]] = {}  # file id -> (path, text)
+        self.max_source_chars = max_source_chars
+        self._source_chars = 0  # in self._sources
+        self.sources_dropped = 0  # sources not kept: beyond the bounds
         self._retired: dict[tuple[str, int], list[int]] = {}  # totals of dropped children
         self._retired_paths: dict[str, str] = {}
         self.retired_count = 0
@@ -82,11 +89,25 @@ class ProcessTable:
                                     and known.instance == report.instance else None)
             self._children[pid] = _Child(report.instance, report.seq, report.final, info,
                                          report.snapshot)
-            for fid, path, text in report.sources:
-                if len(self._sources) < MAX_SOURCES and len(text) <= MAX_SOURCE_CHARS:
-                    self._sources.setdefault(fid, (path, text))
+            self._keep_sources(report.sources)
             self._retire_oldest()
         return True
+
+    def _keep_sources(self, sources: Iterable[tuple[str, str, str]]) -> None:
+        for fid, path, text in sources:
+            if fid in self._sources:
+                continue
+            if len(self._sources) >= MAX_SOURCES or len(text) > MAX_SOURCE_CHARS \
+                    or self._source_chars + len(text) > self.max_source_chars:
+                self.sources_dropped += 1
+                continue
+            self._sources[fid] = (path, text)
+            self._source_chars += len(text)
+
+    def source_chars(self) -> int:
+        """Characters of children's sources kept (at most ``max_source_chars``)."""
+        with self._lock:
+            return self._source_chars
 
     def _feed_activity(self, snap: Snapshot, before: Snapshot | None) -> None:
         assert self._activity is not None

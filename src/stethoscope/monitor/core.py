@@ -48,8 +48,9 @@ class Children(Protocol):
 
     table: ProcessTable
 
-    def start(self, port: int, note: Callable[[str], None]) -> None:
-        """Children started from now on report to ``port``."""
+    def start(self, note: Callable[[str], None], mode: Callable[[], str]) -> None:
+        """Children started from now on report here, and are told to run in
+        ``mode()``."""
 
     def check(self) -> None:
         """A few times a second: notice children gone without a final report."""
@@ -58,6 +59,9 @@ class Children(Protocol):
         """A child's report; an error message if it is refused."""
 
     def stop(self) -> None: ...
+
+    def forget_after_fork(self) -> None:
+        """In a forked child: let go without touching what the parent still uses."""
 
 
 class Monitor:
@@ -112,7 +116,7 @@ class Monitor:
             self._dump.install(self.note)
         self.outlet.start()
         if self.children is not None:
-            self.children.start(self.outlet.port, self.note)
+            self.children.start(self.note, lambda: self.requested_mode)
         atexit.register(self._at_exit)
         if self.recording is not None:
             self.recording.start(self.stop)
@@ -171,6 +175,9 @@ class Monitor:
             with contextlib.suppress(Exception):  # nothing to tell: the child starts afresh
                 getattr(collector, "forget_after_fork", collector.stop)()
         self.outlet.forget_after_fork()
+        if self.children is not None:
+            with contextlib.suppress(Exception):
+                self.children.forget_after_fork()
         if self.recording is not None:
             self.recording.forget_after_fork()
 
