@@ -97,10 +97,15 @@ class Lines:
             fd = os.open(self._path, flags)  # O_NONBLOCK: a FIFO does not hang us here
         except OSError as exc:
             raise RecordingError(f"cannot read {self._shown}: {exc.strerror}") from None
+        try:
+            regular = stat.S_ISREG(os.fstat(fd).st_mode)
+        except OSError:
+            regular = False
+        if not regular:
+            os.close(fd)
+            raise RecordingError(f"cannot read {self._shown}: not a regular file")
         with os.fdopen(fd, "rb") as f:
             try:
-                if not stat.S_ISREG(os.fstat(fd).st_mode):
-                    raise RecordingError(f"cannot read {self._shown}: not a regular file")
                 head = f.read(len(MAGIC))
                 if head != MAGIC:
                     raise RecordingError(f"{self._shown} is not a stethoscope recording "

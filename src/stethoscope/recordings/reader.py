@@ -32,8 +32,8 @@ from .records import (
     Malformed,
     VersionError,
     check_header,
-    check_rows,
     check_snap,
+    check_snapshot,
     check_source,
     check_stacks,
     parse,
@@ -150,7 +150,7 @@ class _Reading:
         if self.header is None and kind != "header":
             raise Malformed(f"a {kind} record comes before the header")
         if self.ended:
-            raise Malformed(f"a {kind} record follows the end")
+            raise Malformed(f"a record ({kind}) follows the end")
         if kind == "header":
             if self.header is not None:
                 raise Malformed("a second header")
@@ -177,7 +177,7 @@ class _Reading:
                                 f"writes a whole snapshot at least every {FULL_EVERY}")
         try:
             keyed = change if whole else patch(self._keyed, change)
-            check_rows(unkeyed(keyed))
+            check_snapshot(unkeyed(keyed))
         except Malformed:
             raise
         except _REBUILD_ERRORS as exc:

@@ -157,8 +157,11 @@ def check_snap(rec: dict[str, Any]) -> tuple[bool, float, dict[str, Any]]:
     return whole, time, change
 
 
-def check_rows(snap: Snapshot) -> None:
-    """What Snapshot.from_dict leaves to its users: counts are not negative."""
+def check_snapshot(snap: Snapshot) -> None:
+    """What Snapshot.from_dict leaves to its users: its times within ±MAX_FLOAT
+    (calendars and clocks take no more), no count negative."""
+    if max(abs(snap.time), abs(snap.started)) > MAX_FLOAT:
+        raise Malformed("its time is out of range")
     for f in snap.files:
         for row in f.lines:
             if min(row) < 0:
@@ -199,6 +202,6 @@ def check_stacks(rec: dict[str, Any]) -> dict[str, Any]:
     field(rec, "frames", _all(_is_frame), "a list of [path, line, function]")
     field(rec, "stacks", _all(_is_stack), "a list of lists of frame numbers")
     field(rec, "samples", _all(_is_sample), "a list of [time, thread, stack number]")
-    field(rec, "names", _is_names, "an object of thread names by ident", {})
-    field(rec, "dropped", lambda v: is_int(v) and v >= 0, "a count", 0)
-    return rec
+    names = field(rec, "names", _is_names, "an object of thread names by ident", {})
+    dropped = field(rec, "dropped", lambda v: is_int(v) and v >= 0, "a count", 0)
+    return {**rec, "names": names, "dropped": dropped}
