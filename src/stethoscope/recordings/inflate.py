@@ -31,6 +31,7 @@ _PIECE = 16 * 2**20  # decompressed bytes made at a time
 _STEP = 256  # compressed bytes fed at a time once the stream is damaged
 
 KILLED = "the program was killed"  # the cut of a file whose bytes stop mid-stream
+DAMAGED = "its compressed data is damaged"  # the cut where the stream breaks
 
 
 class Lines:
@@ -87,7 +88,7 @@ class Lines:
                     given += len(out)
                     yield out
             except zlib.error:
-                self.cut = "its compressed data is damaged"
+                self.cut = DAMAGED
                 yield from _salvage(before, stripped, given)
                 return
 
@@ -117,17 +118,25 @@ class Lines:
 
 
 def _salvage(unzip: zlib._Decompress, data: bytes, given: int) -> Iterator[bytes]:
-    """What decompresses of ``data`` before the damage in it, in small steps (little
-    is lost before it), less the first ``given`` bytes (given already)."""
-    for i in range(0, len(data), _STEP):
+    """What decompresses of ``data`` before the damage in it, less the first ``given``
+    bytes (given already): in steps of _STEP bytes, and the step that fails again a
+    byte at a time, so nothing before the damage is lost."""
+    step = _STEP
+    at = 0
+    while at < len(data):
+        before = unzip.copy()
         try:
-            for out in _bounded(unzip, data[i:i + _STEP]):
-                skip = min(given, len(out))
-                given -= skip
-                if skip < len(out):
-                    yield out[skip:]
+            out = b"".join(_bounded(unzip, data[at:at + step]))
         except zlib.error:
-            return
+            if step == 1:
+                return
+            unzip, step = before, 1
+            continue
+        at += step
+        skip = min(given, len(out))
+        given -= skip
+        if skip < len(out):
+            yield out[skip:]
 
 
 def _bounded(unzip: zlib._Decompress, data: bytes) -> Iterator[bytes]:

@@ -5,9 +5,10 @@ returns it whole, returns it cut (``truncated``, with ``cut_reason``), or raises
 RecordingError whose one line names the file, the record and what is wrong:
 
 * cut: the bytes stop (the writer was killed, or is still writing: KILLED), the
-  compressed stream breaks (damage on disk), or a limit a real recording can reach
-  (inflate.py: MAX_TOTAL_BYTES, MAX_RECORDS) is met; what came before is read;
-* refused: anything the writer does not write: a record too long
+  compressed stream breaks (damage on disk: DAMAGED; the cut is before the first
+  record that does not read), or a limit a real recording can reach (inflate.py:
+  MAX_TOTAL_BYTES, MAX_RECORDS) is met; what came before is read;
+* refused: anything else the writer does not write: a record too long
   (MAX_RECORD_BYTES), not JSON, out-of-range numbers, too deep (records.py), a
   field of the wrong type, a stack or sample naming what does not exist, a
   snapshot that does not rebuild, or more than FULL_EVERY - 1 differences in a row.
@@ -27,7 +28,7 @@ from typing import Any, overload
 
 from ..model.snapshot import Snapshot
 from .file import FULL_EVERY, RECORD_EVERY, RecordingError, patch, unkeyed
-from .inflate import KILLED, Lines
+from .inflate import DAMAGED, KILLED, Lines
 from .records import (
     Malformed,
     VersionError,
@@ -115,15 +116,31 @@ class Recording:
 def read(path: str) -> Recording:
     """Read a recording; RecordingError with a one-line reason when it cannot be read."""
     lines = Lines(path, path)
+    records = iter(lines)
     state = _Reading()
-    for number, line in lines:
+    for number, line in records:
         try:
             state.add(parse(line))
         except VersionError as exc:
             raise RecordingError(f"{path} {exc}") from None
         except Malformed as exc:
+            if _breaks_later(records, lines):
+                break  # damage, not a record the writer wrote: cut before it
             raise RecordingError(f"{path}: record {number}: {exc}") from None
     return state.recording(path, lines.cut)
+
+
+def _breaks_later(records: Iterator[tuple[int, bytes]], lines: Lines) -> bool:
+    """Whether the compressed stream breaks after the record that did not read.
+    Deflate checks nothing before its end, so damage on disk can inflate to a few
+    wrong records before zlib notices: in a stream that then breaks, a record that
+    does not read is part of the damage. In an intact one it is refused."""
+    try:
+        for _ in records:
+            pass
+    except RecordingError:
+        return False
+    return lines.cut == DAMAGED
 
 
 class _Reading:
