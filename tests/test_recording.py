@@ -12,6 +12,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -375,14 +376,25 @@ def test_a_file_cut_anywhere_still_opens_up_to_the_cut(tmp_path: Path) -> None:
     assert opened >= 2
 
 
-def test_damage_in_the_middle_keeps_what_came_before(tmp_path: Path) -> None:
+def test_a_compressed_stream_broken_in_the_middle_keeps_what_came_before(
+        tmp_path: Path) -> None:
+    """Damage that breaks the stream cuts the recording there (a record that does not
+    read in an intact stream is refused instead: tests/test_recording_untrusted.py)."""
     out, _ = _record(tmp_path, seconds=2.0)
-    data = bytearray(out.read_bytes())
-    middle = len(data) * 3 // 4
-    data[middle:middle + 64] = b"\xff" * 64
-    out.write_bytes(bytes(data))
+    whole = read(str(out))
+    text = zlib.decompressobj().decompress(out.read_bytes()[len(MAGIC):])
+    records = text.splitlines(keepends=True)
+    snaps = [i for i, line in enumerate(records) if line.startswith(b'{"k":"snap"')]
+    keep = snaps[len(snaps) // 2]  # the records up to this snapshot are whole
+    zip_ = zlib.compressobj(6)
+    data = MAGIC + zip_.compress(b"".join(records[:keep + 1])) + zip_.flush(zlib.Z_SYNC_FLUSH)
+    rest = zip_.compress(b"".join(records[keep + 1:])) + zip_.flush(zlib.Z_SYNC_FLUSH)
+    out.write_bytes(data + b"\xff" * 64 + rest)  # 0xff: a block type that does not exist
     rec = read(str(out))
-    assert rec.truncated and len(rec.snapshots) >= 1
+    assert rec.truncated and rec.cut_reason == "its compressed data is damaged"
+    assert len(rec.snapshots) == len(snaps) // 2 + 1 < len(whole.snapshots)
+    n = len(rec.snapshots) - 1
+    assert rec.snapshots[n].to_dict() == whole.snapshots[n].to_dict()
 
 
 def test_damage_anywhere_reads_as_a_cut_or_a_one_line_error(tmp_path: Path) -> None:

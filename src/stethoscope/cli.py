@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
 from . import files
+from ._stderr import printable, printable_lines
 from ._version import __version__
 from .config import OPTIONS, Config, ConfigError
 from .files import FileFilter
@@ -255,11 +256,11 @@ def _view(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
                         else config.port, token=config.token,
                         fallback_port=config.port is None, loopback=config.loopback)
     except (ConfigError, RecordingError, PortInUseError, OSError) as exc:
-        _fail(parser, exc)
+        _fail(parser, printable(str(exc)))  # it may quote the file's name
     url = page_url(config.host, server.port, config.token)
     span = recording.times[-1] - recording.times[0]
-    cut = " (cut off: the recorded process did not finish it)" if recording.truncated else ""
-    sys.stderr.write(f"{PROG}: serving {url}\n{PROG}: replaying {args.file}: "
+    cut = f" (cut off: {recording.cut_reason})" if recording.truncated else ""
+    sys.stderr.write(f"{PROG}: serving {url}\n{PROG}: replaying {printable(args.file)}: "
                      f"{len(recording.snapshots)} snapshots over {span:.1f} s{cut}; "
                      f"Ctrl+C to stop\n")
     sys.stderr.flush()
@@ -280,6 +281,7 @@ def _export(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     """``stethoscope export FILE --format F [-o OUT]``: every failure is one line, exit 2."""
     from .recordings.export import FORMATS, SUFFIXES, render
     from .recordings.file import RecordingError
+    from .recordings.inflate import KILLED
     from .recordings.reader import read
 
     if args.format not in FORMATS:
@@ -287,8 +289,10 @@ def _export(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     try:
         rec = read(args.file)
     except RecordingError as exc:
-        _fail(parser, exc)
+        _fail(parser, printable(str(exc)))  # it may quote the file's name
     text = render(rec, args.format)
+    if args.format == "text":  # it quotes argv, file names, sources, notes: the program's
+        text = printable_lines(text)
     out = args.output
     if out is None and args.format in SUFFIXES:
         out = os.path.splitext(args.file)[0] + SUFFIXES[args.format]
@@ -300,9 +304,11 @@ def _export(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
             with open(out, "w", encoding="utf-8") as f:
                 f.write(text)
         except OSError as exc:
-            _fail(parser, f"cannot write {out!r}: {exc.strerror}")
-        sys.stderr.write(f"{PROG}: wrote {args.format} export to {out}\n")
+            _fail(parser, printable(f"cannot write {out!r}: {exc.strerror}"))
+        sys.stderr.write(printable(f"{PROG}: wrote {args.format} export to {out}") + "\n")
     if rec.truncated:
-        sys.stderr.write(f"{PROG}: note: {args.file} was cut off (the program was killed); "
-                         f"its last moments are missing\n")
+        missing = "its last moments are missing" if rec.cut_reason == KILLED else \
+            "the rest is not read"
+        sys.stderr.write(printable(f"{PROG}: note: {args.file} was cut off "
+                                   f"({rec.cut_reason}); {missing}") + "\n")
     return 0

@@ -1,22 +1,48 @@
 """Reading a recording (file.py is its format and writer).
 
-``read()`` takes what a file holds up to its end or to the first damage, and says
-which (``truncated``); anything else is a RecordingError with a one-line reason.
-Snapshots are rebuilt on demand from the nearest whole one, so a long recording
-does not have to fit in memory as objects.
+A recording is untrusted input. ``read()`` takes what a file holds and either
+returns it whole, returns it cut (``truncated``, with ``cut_reason``), or raises a
+RecordingError whose one line names the file, the record and what is wrong:
+
+* cut: the bytes stop (the writer was killed, or is still writing: KILLED), the
+  compressed stream breaks (damage on disk: DAMAGED; the cut is before the first
+  record that does not read), or a limit a real recording can reach (inflate.py:
+  MAX_TOTAL_BYTES, MAX_RECORDS) is met; what came before is read;
+* refused: anything else the writer does not write: a record too long
+  (MAX_RECORD_BYTES), not JSON, out-of-range numbers, too deep (records.py), a
+  field of the wrong type, a stack or sample naming what does not exist, a
+  snapshot that does not rebuild, or more than FULL_EVERY - 1 differences in a row.
+
+Every snapshot is rebuilt once while reading, so none fails later; afterwards they
+are rebuilt on demand from the nearest whole one (at most FULL_EVERY - 1 patches),
+so a long recording does not have to fit in memory as objects.
 """
 
 from __future__ import annotations
 
-import json
-import zlib
+import bisect
 from array import array
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, overload
 
-from ..model.snapshot import SCHEMA_VERSION, Snapshot
-from .file import FORMAT_VERSION, MAGIC, RECORD_EVERY, RecordingError, patch, unkeyed
+from ..model.snapshot import Snapshot
+from .file import FULL_EVERY, RECORD_EVERY, RecordingError, patch, unkeyed
+from .inflate import DAMAGED, KILLED, Lines
+from .records import (
+    Malformed,
+    VersionError,
+    check_header,
+    check_snap,
+    check_snapshot,
+    check_source,
+    check_stacks,
+    parse,
+)
+
+# What rebuilding a snapshot from damaged data can raise (all of it is refused).
+_REBUILD_ERRORS = (ValueError, KeyError, TypeError, IndexError, AttributeError,
+                   OverflowError, RecursionError)
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,7 +64,8 @@ class SnapshotSequence(Sequence[Snapshot]):
     """The recorded snapshots, rebuilt from the nearest whole one when asked for."""
 
     def __init__(self, records: list[tuple[bool, dict[str, Any]]]) -> None:
-        self._records = records  # (whole?, full or diff)
+        self._records = records  # (whole?, full or diff); the first is whole
+        self._wholes = [i for i, (whole, _) in enumerate(records) if whole]
         self._at: tuple[int, dict[str, Any]] | None = None  # the last one rebuilt
 
     def __len__(self) -> int:
@@ -63,11 +90,10 @@ class SnapshotSequence(Sequence[Snapshot]):
         return unkeyed(keyed)
 
     def _base_for(self, index: int) -> tuple[int, dict[str, Any]]:
-        full = max(i for i in range(index + 1) if self._records[i][0]) \
-            if not self._records[index][0] else index
-        if self._at is not None and full <= self._at[0] <= index:
+        whole = self._wholes[bisect.bisect_right(self._wholes, index) - 1]
+        if self._at is not None and whole <= self._at[0] <= index:
             return self._at
-        return full, self._records[full][1]
+        return whole, self._records[whole][1]
 
     def __iter__(self) -> Iterator[Snapshot]:
         for i in range(len(self)):
@@ -83,175 +109,148 @@ class Recording:
     times: list[float]
     sources: dict[str, tuple[str, str]]
     samples: Samples
-    truncated: bool  # the writer did not finish it (killed): its last moments are missing
+    truncated: bool  # the writer did not finish it, or not all of it is read
+    cut_reason: str = ""  # why, when truncated: KILLED, damage, or a limit
 
 
 def read(path: str) -> Recording:
     """Read a recording; RecordingError with a one-line reason when it cannot be read."""
-    try:
-        with open(path, "rb") as f:
-            head = f.read(len(MAGIC))
-            if head != MAGIC:
-                raise RecordingError(f"{path} is not a stethoscope recording "
-                                     f"(made by stethoscope run --record FILE)")
-            data = f.read()
-    except OSError as exc:
-        raise RecordingError(f"cannot read {path}: {exc.strerror}") from None
-    unzip = zlib.decompressobj()
-    try:
-        text = unzip.decompress(data)
-    except zlib.error:
-        text, cut = _salvage(data), True
-    else:
-        cut = False
-    lines = text.split(b"\n")
-    cut = cut or lines[-1] != b""  # the last line was cut off mid-record
-    return _parse(path, lines[:-1], cut)
-
-
-def _salvage(data: bytes) -> bytes:
-    """What decompresses before damage in the middle of the file."""
-    unzip = zlib.decompressobj()
-    out = []
-    for i in range(0, len(data), 64):  # small steps: little is lost before the damage
+    lines = Lines(path, path)
+    records = iter(lines)
+    state = _Reading()
+    for number, line in records:
         try:
-            out.append(unzip.decompress(data[i:i + 64]))
-        except zlib.error:
-            break
-    text = b"".join(out)
-    return text[:text.rfind(b"\n") + 1]
+            state.add(parse(line))
+        except VersionError as exc:
+            raise RecordingError(f"{path} {exc}") from None
+        except Malformed as exc:
+            if _breaks_later(records, lines):
+                break  # damage, not a record the writer wrote: cut before it
+            raise RecordingError(f"{path}: record {number}: {exc}") from None
+    return state.recording(path, lines.cut)
 
 
-def _parse(path: str, lines: list[bytes], cut: bool) -> Recording:
-    header: dict[str, Any] | None = None
-    snaps: list[tuple[bool, dict[str, Any]]] = []
-    times: list[float] = []
-    sources: dict[str, tuple[str, str]] = {}
-    frames: list[tuple[str, int, str]] = []
-    stacks: list[tuple[int, ...]] = []
-    epoch_frames = epoch_stacks = 0  # where the current numbering starts
-    sample_t, sample_thread, sample_stack = array("d"), array("q"), array("q")
-    dropped = 0
-    names: dict[int, str] = {}
-    ended = False
-    for line in lines:
-        # A damaged zlib stream can still inflate to well-formed JSON with the wrong
-        # content (deflate checks nothing until the stream's end): any record that
-        # does not read as its kind is damage, and what came before it is kept.
-        try:
-            rec = json.loads(line)
-            kind = rec["k"]
-            if kind == "header":
-                header = _check_header(path, rec)
-            elif kind == "source":
-                sources[str(rec["id"])] = (str(rec["path"]), str(rec["text"]))
-            elif kind == "snap":
-                change = rec.get("full") or rec.get("diff") or {}
-                if not isinstance(change, dict):
-                    raise TypeError("a snapshot record is not an object")
-                time_ = float(rec["t"])
-                snaps.append(("full" in rec, change))
-                times.append(time_)
-            elif kind == "stacks":
-                batch = _read_stacks(rec, epoch_frames, epoch_stacks, len(frames),
-                                     len(stacks))
-                epoch_frames, epoch_stacks = batch.epochs
-                frames += batch.frames
-                stacks += batch.stacks
-                sample_t.extend(batch.times)
-                sample_thread.extend(batch.threads)
-                sample_stack.extend(batch.stack_ids)
-                dropped += batch.dropped
-                names.update(batch.names)
-            elif kind == "end":
-                ended = True
-        except (ValueError, KeyError, TypeError, IndexError, AttributeError, OverflowError):
-            cut = True  # cut off mid-record, or damaged: keep what came before
-            break
-    if header is None:
-        raise RecordingError(f"{path} ends before its header: the recording is empty")
-    good = _readable_prefix(snaps)
-    if good < len(snaps):
-        del snaps[good:], times[good:]
-        cut = True
-    if not snaps:
-        raise RecordingError(f"{path} holds no snapshot yet (it was cut off in its "
-                             f"first {RECORD_EVERY} s)")
-    snapshots = SnapshotSequence(snaps)
-    samples = Samples(int(header["pid"]), 1.0 / float(header.get("sample_hz") or 100.0),
-                      tuple(frames), tuple(stacks), sample_t, sample_thread, sample_stack,
-                      names, dropped)
-    return Recording(path, int(header["format"]), header, snapshots, times, sources, samples,
-                     truncated=cut or not ended)
-
-
-@dataclass(frozen=True, slots=True)
-class _StackRecord:
-    epochs: tuple[int, int]  # where the numbering of frames and stacks starts now
-    frames: list[tuple[str, int, str]]
-    stacks: list[tuple[int, ...]]
-    times: list[float]
-    threads: list[int]
-    stack_ids: list[int]
-    dropped: int
-    names: dict[int, str]
-
-
-def _read_stacks(rec: dict[str, Any], epoch_frames: int, epoch_stacks: int,
-                 known_frames: int, known_stacks: int) -> _StackRecord:
-    """A ``stacks`` record, checked whole: frames and stacks numbered after those
-    already read (from the epoch of the last reset), every number in range."""
-    if rec["reset"]:
-        epoch_frames, epoch_stacks = known_frames, known_stacks
-    frames = [(str(p), int(n), str(fn)) for p, n, fn in rec["frames"]]
-    all_frames = known_frames + len(frames)
-    stacks = []
-    for s in rec["stacks"]:
-        stack = tuple(epoch_frames + int(i) for i in s)
-        if any(not 0 <= i < all_frames for i in stack):
-            raise IndexError("a stack names a frame that does not exist")
-        stacks.append(stack)
-    all_stacks = known_stacks + len(stacks)
-    base = float(rec["base"])
-    times, threads, ids = [], [], []
-    for offset, ident, stack_id in rec["samples"]:
-        number = epoch_stacks + int(stack_id)
-        if not 0 <= number < all_stacks:
-            raise IndexError("a sample names a stack that does not exist")
-        times.append(base + float(offset) / 1000)
-        threads.append(int(ident))
-        ids.append(number)
-    names = {int(k): str(v) for k, v in rec.get("names", {}).items()}
-    return _StackRecord((epoch_frames, epoch_stacks), frames, stacks, times, threads, ids,
-                        int(rec.get("dropped", 0)), names)
-
-
-def _readable_prefix(snaps: list[tuple[bool, dict[str, Any]]]) -> int:
-    """How many of the recorded snapshots rebuild: all, unless damage that still read
-    as JSON made one malformed; then those before the first that does not."""
-    sequence = SnapshotSequence(snaps)
+def _breaks_later(records: Iterator[tuple[int, bytes]], lines: Lines) -> bool:
+    """Whether the compressed stream breaks after the record that did not read.
+    Deflate checks nothing before its end, so damage on disk can inflate to a few
+    wrong records before zlib notices: in a stream that then breaks, a record that
+    does not read is part of the damage. In an intact one it is refused."""
     try:
-        if snaps:
-            sequence[-1]
-        return len(snaps)
-    except (ValueError, KeyError, TypeError, IndexError, AttributeError, OverflowError):
-        pass
-    for i in range(len(snaps)):  # rebuilt in order: each from the one before
+        for _ in records:
+            pass
+    except RecordingError:
+        return False
+    return lines.cut == DAMAGED
+
+
+class _Reading:
+    """The records read so far, each checked against those before it."""
+
+    def __init__(self) -> None:
+        self.header: dict[str, Any] | None = None
+        self.snaps: list[tuple[bool, dict[str, Any]]] = []
+        self.times: list[float] = []
+        self.sources: dict[str, tuple[str, str]] = {}
+        self.frames: list[tuple[str, int, str]] = []
+        self.stacks: list[tuple[int, ...]] = []
+        self.epochs = (0, 0)  # where the numbering of frames and stacks starts now
+        self.sample_t, self.sample_thread, self.sample_stack = array("d"), array("q"), \
+            array("q")
+        self.dropped = 0
+        self.names: dict[int, str] = {}
+        self.ended = False
+        self._keyed: dict[str, Any] = {}  # the last snapshot, keyed (file.py)
+        self._since_whole = 0  # differences since the last whole snapshot
+
+    def add(self, rec: dict[str, Any]) -> None:
+        kind = rec["k"]
+        if self.header is None and kind != "header":
+            raise Malformed(f"a {kind} record comes before the header")
+        if self.ended:
+            raise Malformed(f"a record ({kind}) follows the end")
+        if kind == "header":
+            if self.header is not None:
+                raise Malformed("a second header")
+            self.header = check_header(rec)
+        elif kind == "source":
+            file_id, path, text = check_source(rec)
+            self.sources[file_id] = (path, text)
+        elif kind == "snap":
+            self._add_snap(*check_snap(rec))
+        elif kind == "stacks":
+            self._add_stacks(check_stacks(rec))
+        else:  # end
+            self.ended = True
+
+    def _add_snap(self, whole: bool, time: float, change: dict[str, Any]) -> None:
+        if whole:
+            self._since_whole = 0
+        elif not self.snaps:
+            raise Malformed("a difference comes before the first whole snapshot")
+        else:
+            self._since_whole += 1
+            if self._since_whole >= FULL_EVERY:  # seeking would patch without bound
+                raise Malformed(f"{self._since_whole} differences in a row: the writer "
+                                f"writes a whole snapshot at least every {FULL_EVERY}")
         try:
-            sequence[i]
-        except (ValueError, KeyError, TypeError, IndexError, AttributeError, OverflowError):
-            return i
-    return len(snaps)
+            keyed = change if whole else patch(self._keyed, change)
+            check_snapshot(unkeyed(keyed))
+        except Malformed:
+            raise
+        except _REBUILD_ERRORS as exc:
+            detail = str(exc) if isinstance(exc, ValueError) else \
+                f"{type(exc).__name__}: {exc!s:.60}"
+            raise Malformed(f"its snapshot does not rebuild ({detail})") from None
+        self._keyed = keyed
+        self.snaps.append((whole, change))
+        self.times.append(time)
 
+    def _add_stacks(self, rec: dict[str, Any]) -> None:
+        """Frames and stacks numbered after those already read (from the epoch of the
+        last reset), every number in range."""
+        epoch_frames, epoch_stacks = self.epochs
+        if rec["reset"]:
+            epoch_frames, epoch_stacks = len(self.frames), len(self.stacks)
+        frames = [(p, n, fn) for p, n, fn in rec["frames"]]
+        all_frames = len(self.frames) + len(frames)
+        stacks = []
+        for s in rec["stacks"]:
+            stack = tuple(epoch_frames + i for i in s)
+            if any(i >= all_frames for i in stack):
+                raise Malformed("a stack names a frame that does not exist")
+            stacks.append(stack)
+        all_stacks = len(self.stacks) + len(stacks)
+        base = float(rec["base"])
+        times, threads, ids = [], [], []
+        for offset, ident, stack_id in rec["samples"]:
+            number = epoch_stacks + stack_id
+            if number >= all_stacks:
+                raise Malformed("a sample names a stack that does not exist")
+            times.append(base + offset / 1000)
+            threads.append(ident)
+            ids.append(number)
+        self.epochs = (epoch_frames, epoch_stacks)
+        self.frames += frames
+        self.stacks += stacks
+        self.sample_t.extend(times)
+        self.sample_thread.extend(threads)
+        self.sample_stack.extend(ids)
+        self.dropped += rec["dropped"]
+        self.names.update({int(k): v for k, v in rec["names"].items()})
 
-def _check_header(path: str, rec: dict[str, Any]) -> dict[str, Any]:
-    version = rec.get("format")
-    if version != FORMAT_VERSION:
-        raise RecordingError(f"{path} is in recording format {version!r}; this stethoscope "
-                             f"reads format {FORMAT_VERSION}")
-    if rec.get("schema") != SCHEMA_VERSION:
-        raise RecordingError(f"{path} holds snapshot schema {rec.get('schema')!r}; this "
-                             f"stethoscope reads schema {SCHEMA_VERSION}")
-    if isinstance(rec.get("pid"), bool) or not isinstance(rec.get("pid"), int):
-        raise RecordingError(f"{path} has a malformed header (no process id)")
-    return {k: v for k, v in rec.items() if k != "k"}
+    def recording(self, path: str, cut: str) -> Recording:
+        if self.header is None:
+            if cut and cut != KILLED:
+                raise RecordingError(f"{path}: nothing can be read before its header: {cut}")
+            raise RecordingError(f"{path} ends before its header: the recording is empty")
+        if not self.snaps:
+            raise RecordingError(f"{path} holds no snapshot yet (it was cut off in its "
+                                 f"first {RECORD_EVERY} s)")
+        header = self.header
+        samples = Samples(header["pid"], 1.0 / float(header.get("sample_hz") or 100.0),
+                          tuple(self.frames), tuple(self.stacks), self.sample_t,
+                          self.sample_thread, self.sample_stack, self.names, self.dropped)
+        cut = cut or ("" if self.ended else KILLED)
+        return Recording(path, header["format"], header, SnapshotSequence(self.snaps),
+                         self.times, self.sources, samples, truncated=bool(cut),
+                         cut_reason=cut)

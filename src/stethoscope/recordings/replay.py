@@ -74,6 +74,7 @@ class ReplayBackend:
         return _json({
             "file": os.path.basename(rec.path), "count": len(rec.snapshots),
             "times": rec.times, "truncated": rec.truncated,
+            "cut_reason": rec.cut_reason or None,
             "started": rec.header.get("started"), "ended": rec.times[-1],
             "header": {k: rec.header.get(k) for k in keep},
         })

@@ -13,6 +13,7 @@ from typing import Any
 
 from ..model.heat import HEAT_KINDS
 from ..model.snapshot import LINE_FIELDS, ProcessInfo, Snapshot, ThreadInfo
+from .inflate import KILLED
 from .reader import Recording
 
 SUMMARY_VERSION = 1
@@ -101,6 +102,7 @@ def to_summary(rec: Recording) -> dict[str, Any]:
     return {
         "summary": SUMMARY_VERSION,
         "recording": {"path": rec.path, "format": rec.version, "truncated": rec.truncated,
+                      "cut_reason": rec.cut_reason or None,
                       "snapshots": len(rec.snapshots), "samples": len(samples.times),
                       "dropped_samples": samples.dropped, "sample_interval": samples.interval},
         "program": {"pid": last.pid, "argv": list(rec.header.get("argv") or last.argv),
@@ -164,8 +166,9 @@ def to_text(rec: Recording) -> str:
         f"{meta['samples']} stack samples of the main process",
     ]
     if meta["truncated"]:
-        out.append("  the recording was cut off (the program was killed): its last moments "
-                   "are missing")
+        missing = "its last moments are missing" if meta["cut_reason"] == KILLED else \
+            "what follows is not read"
+        out.append(f"  the recording was cut off ({meta['cut_reason']}): {missing}")
     if meta["dropped_samples"]:
         out.append(f"  {meta['dropped_samples']} samples were dropped (the recorder fell "
                    f"behind)")

@@ -18,7 +18,7 @@ import urllib.error
 
 from .client import POLL_INTERVAL, Client, Endpoint, Poller, describe_error, parse_endpoint
 from .keys import Terminated, apply_key, keys_mode, quit_signals, read_keys
-from .panels import OUTPUT_STRIP, render
+from .panels import OUTPUT_STRIP, printable, render
 from .program import Program, program_command
 from .screen import Screen, ViewState
 
@@ -90,8 +90,8 @@ def top(endpoint: Endpoint) -> int:
     try:
         client.snapshot()
     except urllib.error.HTTPError as exc:  # a wrong token or URL will not mend itself
-        print(f"stethoscope: error: {endpoint.base} answered {describe_error(exc)}; "
-              "check the URL and token", file=sys.stderr)
+        print(printable(f"stethoscope: error: {endpoint.base} answered "
+                        f"{describe_error(exc)}; check the URL and token"), file=sys.stderr)
         return 2
     except Exception:  # gone or not there yet: the view says so and keeps trying
         pass

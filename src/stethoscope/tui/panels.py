@@ -13,6 +13,7 @@ functions that draw, so ``import stethoscope`` never imports it.
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import textwrap
 from typing import TYPE_CHECKING, Any
@@ -40,9 +41,23 @@ def bar(value: float, top: float, width: int = BAR_WIDTH) -> str:
     return "█" * full + ("", "▏", "▎", "▍", "▌", "▋", "▊", "▉")[part]
 
 
+# What a terminal may act on rather than show (the same set as _stderr.printable's,
+# which this layer may not import): C0 and C1 controls, DEL, lone surrogates, line
+# and paragraph separators, bidirectional overrides and isolates.
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069"
+                     "\ud800-\udfff]")
+
+
+def _escape(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
 def printable(text: str) -> str:
-    """Text safe to draw: tabs as spaces, control characters (escapes) dropped."""
-    return "".join(ch for ch in text.replace("\t", "    ") if ch.isprintable())
+    """Text safe to draw on one line: tabs as spaces, every control character
+    (escapes, newlines) shown as its escape (ESC as the four characters ``\\x1b``)."""
+    text = text.replace("\t", "    ")
+    return text if _UNSAFE.search(text) is None else _UNSAFE.sub(_escape, text)
 
 
 def _line(text: str = "", style: str = "") -> Text:
