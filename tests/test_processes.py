@@ -149,6 +149,16 @@ def test_sources_are_kept_by_file_id_first_come() -> None:
     assert table.source("nope") is None
 
 
+def test_sources_beyond_the_total_bound_are_dropped_and_counted() -> None:
+    table = ProcessTable(own_pid=1, max_source_chars=10)
+    table.accept(replace(report(5, {3: 1}), sources=(("f1", "/a.py", "123456"),
+                                                     ("f2", "/b.py", "12345"))), NOW)
+    table.accept(replace(report(6, {3: 1}), sources=(("f3", "/c.py", "1234"),)), NOW)
+    assert [table.source(f) for f in ("f1", "f2", "f3")] == [
+        ("/a.py", "123456"), None, ("/c.py", "1234")]  # what fits, first come
+    assert (table.source_chars(), table.sources_dropped) == (10, 1)
+
+
 # -- the reporter and the inbox ----------------------------------------------------
 
 
