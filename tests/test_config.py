@@ -101,12 +101,12 @@ def test_the_child_link_carries_the_shared_options_by_their_names() -> None:
     config = Config(files=files.path_contains("myapp"), host="localhost", mode="trace",
                     sample_hz=250.0, window=30, hang_report=0.5, quiet=False, daemon=False,
                     browser=True, record="x.stetho", dump_signal=int(signal.SIGUSR1))
-    text = ChildLink.of(config, 4321).to_env()
+    text = ChildLink.of(config, "/tmp/s/inbox").to_env()
     data = json.loads(text)
-    assert set(data) == {"v", "host", "port", "token", *SHARED}
+    assert set(data) == {"v", "inbox", *SHARED}  # no token, no port: see children/inbox.py
     assert data["files"] == ["contains", "myapp"] and data["mode"] == "trace"
     link = ChildLink.from_env(text)
-    assert (link.host, link.port, link.token) == ("127.0.0.1", 4321, config.token)
+    assert link.inbox == "/tmp/s/inbox"
     child = link.config
     for name in SHARED:
         if name != "files":
@@ -119,7 +119,7 @@ def test_the_child_link_carries_the_shared_options_by_their_names() -> None:
 
 
 def test_a_files_filter_of_the_users_own_reaches_children_as_files_user() -> None:
-    link = ChildLink.of(Config(files=lambda path: "x" in path), 4321)
+    link = ChildLink.of(Config(files=lambda path: "x" in path), "/tmp/s/inbox")
     assert not link.files_shared
     assert ChildLink.from_env(link.to_env()).config.files is files.user
 
