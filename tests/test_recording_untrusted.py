@@ -27,6 +27,7 @@ from typing import Any
 import pytest
 
 from stethoscope.model.stacks import StackLog
+from stethoscope.recordings import inflate
 from stethoscope.recordings import reader as reader_module
 from stethoscope.recordings.export import FORMATS, render
 from stethoscope.recordings.file import FULL_EVERY, MAGIC, Recorder, RecordingError
@@ -253,6 +254,40 @@ def test_a_zlib_bomb_is_refused_in_bounded_memory(recorded: Path, tmp_path: Path
     assert result.stderr.splitlines() == [
         f"stethoscope: error: {bomb}: record 2 is longer than {MAX_RECORD_BYTES >> 20} MiB "
         f"decompressed: this is not a recording stethoscope wrote"]
+
+
+@pytest.mark.parametrize(("limit", "value", "reason"), [
+    ("MAX_RECORDS", 3, "it holds more than 3 records, the most one recording is read for"),
+    ("MAX_TOTAL_BYTES", 2**20 // 4, None),  # a quarter MiB: shown as 0 MiB
+])
+def test_a_recording_past_a_limit_a_real_one_can_reach_is_cut_there(
+        recorded: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, limit: str,
+        value: int, reason: str | None) -> None:
+    records = records_of(recorded)
+    full = _first(records, "snap", whole=True)
+    padding = [{"k": "source", "id": f"pad{i}", "path": "p", "text": "x" * 4096}
+               for i in range(100)]  # 400 KiB
+    path = tmp_path / "long.stetho"
+    path.write_bytes(compressed(lines([records[0], full, *padding, full, records[-1]])))
+    monkeypatch.setattr(inflate, limit, value)
+    rec = read(str(path))
+    assert rec.truncated and len(rec.snapshots) == 1
+    assert rec.cut_reason == (reason or "it holds more than 0 MiB of records, the most one "
+                                        "recording is read for")
+    assert f"the recording was cut off ({rec.cut_reason}): what follows is not read" in \
+        render(rec, "text")
+
+
+def test_a_record_past_its_limit_is_refused(recorded: Path, tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    records = records_of(recorded)
+    path = tmp_path / "big.stetho"
+    path.write_bytes(compressed(lines([*records[:-1], {"k": "source", "id": "big", "path": "p",
+                                                        "text": "x" * 2**20}, records[-1]])))
+    monkeypatch.setattr(inflate, "MAX_RECORD_BYTES", 2**19)
+    with pytest.raises(RecordingError, match=rf"^{path}: record {len(records)} is longer than "
+                                             rf"0 MiB decompressed"):
+        read(str(path))
 
 
 def test_a_diff_run_up_to_the_bound_reads_and_seeks_in_bounded_patches(

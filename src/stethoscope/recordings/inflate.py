@@ -49,26 +49,34 @@ class Lines:
         pending = b""  # the line being put together
         for piece in self._inflated():
             total += len(piece)
-            if total > MAX_TOTAL_BYTES:
+            over = total > MAX_TOTAL_BYTES
+            if over:  # the lines up to the limit are read, the rest is not
+                piece = piece[:len(piece) - (total - MAX_TOTAL_BYTES)]
                 self.cut = (f"it holds more than {MAX_TOTAL_BYTES >> 20} MiB of records, "
                             f"the most one recording is read for")
-                return
             parts = piece.split(b"\n")
             parts[0] = pending + parts[0]
             pending = parts.pop()
             for line in parts:
                 number += 1
+                if len(line) > MAX_RECORD_BYTES:
+                    raise self._too_long(number)
                 if number > MAX_RECORDS:
                     self.cut = (f"it holds more than {MAX_RECORDS} records, the most one "
                                 f"recording is read for")
                     return
                 yield number, line
+            if over:
+                return
             if len(pending) > MAX_RECORD_BYTES:
-                raise RecordingError(f"{self._shown}: record {number + 1} is longer than "
-                                     f"{MAX_RECORD_BYTES >> 20} MiB decompressed: "
-                                     f"this is not a recording stethoscope wrote")
+                raise self._too_long(number + 1)
         if pending and not self.cut:
             self.cut = KILLED  # cut off mid-record
+
+    def _too_long(self, number: int) -> RecordingError:
+        return RecordingError(f"{self._shown}: record {number} is longer than "
+                              f"{MAX_RECORD_BYTES >> 20} MiB decompressed: this is not a "
+                              f"recording stethoscope wrote")
 
     def _inflated(self) -> Iterator[bytes]:
         """The decompressed bytes, at most _PIECE at a time; sets ``cut``
