@@ -38,9 +38,8 @@ class Lines:
     """Iterate for ``(number, line)``, numbered from 1 (the header); afterwards
     ``cut`` says why the lines stopped before the end, or is "" when they did not."""
 
-    def __init__(self, path: str, shown: str) -> None:
+    def __init__(self, path: str) -> None:
         self._path = path
-        self._shown = shown  # the path as messages show it
         self.cut = ""
 
     def __iter__(self) -> Iterator[tuple[int, bytes]]:
@@ -74,7 +73,7 @@ class Lines:
             self.cut = KILLED  # cut off mid-record
 
     def _too_long(self, number: int) -> RecordingError:
-        return RecordingError(f"{self._shown}: record {number} is longer than "
+        return RecordingError(f"{self._path}: record {number} is longer than "
                               f"{MAX_RECORD_BYTES >> 20} MiB decompressed: this is not a "
                               f"recording stethoscope wrote")
 
@@ -105,24 +104,24 @@ class Lines:
         try:
             fd = os.open(self._path, flags)  # O_NONBLOCK: a FIFO does not hang us here
         except OSError as exc:
-            raise RecordingError(f"cannot read {self._shown}: {exc.strerror}") from None
+            raise RecordingError(f"cannot read {self._path}: {exc.strerror}") from None
         try:
             regular = stat.S_ISREG(os.fstat(fd).st_mode)
         except OSError:
             regular = False
         if not regular:
             os.close(fd)
-            raise RecordingError(f"cannot read {self._shown}: not a regular file")
+            raise RecordingError(f"cannot read {self._path}: not a regular file")
         with os.fdopen(fd, "rb") as f:
             try:
                 head = f.read(len(MAGIC))
                 if head != MAGIC:
-                    raise RecordingError(f"{self._shown} is not a stethoscope recording "
+                    raise RecordingError(f"{self._path} is not a stethoscope recording "
                                          f"(made by stethoscope run --record FILE)")
                 while data := f.read(CHUNK):
                     yield data
             except OSError as exc:
-                raise RecordingError(f"cannot read {self._shown}: {exc.strerror}") from None
+                raise RecordingError(f"cannot read {self._path}: {exc.strerror}") from None
 
 
 def _salvage(unzip: zlib._Decompress, data: bytes, given: int) -> Iterator[bytes]:

@@ -111,7 +111,7 @@ class Recording:
 
 def read(path: str) -> Recording:
     """Read a recording; RecordingError with a one-line reason when it cannot be read."""
-    lines = Lines(path, path)
+    lines = Lines(path)
     records = iter(lines)
     state = _Reading()
     for number, line in records:
