@@ -27,6 +27,7 @@ from typing import Any
 import pytest
 
 from stethoscope.model.stacks import StackLog
+from stethoscope.recordings import inflate
 from stethoscope.recordings import reader as reader_module
 from stethoscope.recordings.export import FORMATS, render
 from stethoscope.recordings.file import FULL_EVERY, MAGIC, Recorder, RecordingError
@@ -168,11 +169,11 @@ CORPUS: list[tuple[str, Callable[[list[Record]], bytes], str]] = [
     ("files a string", _set("snap", "full.files", "x"), "does not rebuild"),
     ("state unknown", _set("snap", "full.state", 5), "does not rebuild"),
     ("schema missing", _set("snap", "full.schema", None), "does not rebuild"),
-    ("start out of range", _set("snap", "full.started", 2**62), "time is out of range"),
+    ("start out of range", _set("snap", "full.started", 10**17), "time is out of range"),
     ("difference first", _with(lambda r: [r[0], {"k": "snap", "t": 1.0, "diff": {}}, r[-1]]),
      "a difference comes before the first whole snapshot"),
     ("deletion not a list", _with(lambda r: [*r[:-1], {"k": "snap", "t": 2e9, "diff": {
-        "$del": 7}}, r[-1]]), "does not rebuild"),
+        "$del": 7}}, r[-1]]), "its difference does not apply"),
     ("diff run too long", _with(_diff_run(FULL_EVERY)),
      f"{FULL_EVERY} differences in a row: the writer writes a whole snapshot at least "
      f"every {FULL_EVERY}"),
@@ -182,6 +183,9 @@ CORPUS: list[tuple[str, Callable[[list[Record]], bytes], str]] = [
     ("names malformed", _with(_stacks(names={"x": "y"})), "'names' must be"),
     ("dropped negative", _with(_stacks(dropped=-1)), "'dropped' must be a count"),
     ("reset a string", _with(_stacks(reset="yes")), "'reset' must be true or false"),
+    ("source text a surrogate", _with(lambda r: [*r[:-1], {"k": "source", "id": "a",
+                                                            "path": "p", "text": "\udcff"},
+                                                 r[-1]]), "'text' must be text without"),
     ("source text a list", _with(lambda r: [*r[:-1], {"k": "source", "id": "a", "path": "p",
                                                        "text": []}, r[-1]]), "'text' must be"),
     ("after the end", lambda r: compressed(lines([*r, r[-1]])), "follows the end"),
@@ -252,6 +256,40 @@ def test_a_zlib_bomb_is_refused_in_bounded_memory(recorded: Path, tmp_path: Path
         f"decompressed: this is not a recording stethoscope wrote"]
 
 
+@pytest.mark.parametrize(("limit", "value", "reason"), [
+    ("MAX_RECORDS", 3, "it holds more than 3 records, the most one recording is read for"),
+    ("MAX_TOTAL_BYTES", 2**20 // 4, None),  # a quarter MiB: shown as 0 MiB
+])
+def test_a_recording_past_a_limit_a_real_one_can_reach_is_cut_there(
+        recorded: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, limit: str,
+        value: int, reason: str | None) -> None:
+    records = records_of(recorded)
+    full = _first(records, "snap", whole=True)
+    padding = [{"k": "source", "id": f"pad{i}", "path": "p", "text": "x" * 4096}
+               for i in range(100)]  # 400 KiB
+    path = tmp_path / "long.stetho"
+    path.write_bytes(compressed(lines([records[0], full, *padding, full, records[-1]])))
+    monkeypatch.setattr(inflate, limit, value)
+    rec = read(str(path))
+    assert rec.truncated and len(rec.snapshots) == 1
+    assert rec.cut_reason == (reason or "it holds more than 0 MiB of records, the most one "
+                                        "recording is read for")
+    assert f"the recording was cut off ({rec.cut_reason}): what follows is not read" in \
+        render(rec, "text")
+
+
+def test_a_record_past_its_limit_is_refused(recorded: Path, tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    records = records_of(recorded)
+    path = tmp_path / "big.stetho"
+    path.write_bytes(compressed(lines([*records[:-1], {"k": "source", "id": "big", "path": "p",
+                                                        "text": "x" * 2**20}, records[-1]])))
+    monkeypatch.setattr(inflate, "MAX_RECORD_BYTES", 2**19)
+    with pytest.raises(RecordingError, match=rf"^{path}: record {len(records)} is longer than "
+                                             rf"0 MiB decompressed"):
+        read(str(path))
+
+
 def test_a_diff_run_up_to_the_bound_reads_and_seeks_in_bounded_patches(
         recorded: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = tmp_path / "run.stetho"
@@ -268,11 +306,12 @@ def test_a_diff_run_up_to_the_bound_reads_and_seeks_in_bounded_patches(
         return original(old, change)
 
     monkeypatch.setattr(reader_module, "patch", counted)
-    for index in (2 * FULL_EVERY - 1, FULL_EVERY - 1, FULL_EVERY, 0):
-        fresh = read(str(path)).snapshots
+    snapshots = rec.snapshots
+    for index in (2 * FULL_EVERY - 1, FULL_EVERY - 1, FULL_EVERY, 1):
+        snapshots[0]  # away from the last one rebuilt (it is kept to go on from)
         patches.clear()
-        fresh[index]
-        assert len(patches) == index % FULL_EVERY  # from the whole one before it
+        snapshots[index]
+        assert len(patches) == index % FULL_EVERY <= FULL_EVERY - 1  # from the whole one
 
 
 def test_the_writer_writes_a_whole_snapshot_every_full_every_records(
@@ -298,13 +337,20 @@ def test_the_writer_writes_a_whole_snapshot_every_full_every_records(
 # -- fuzzing: whatever the bytes, a recording or a RecordingError --------------
 
 
-def _reads_or_refuses(path: Path) -> str:
+def _reads_or_refuses(path: Path, done: set[tuple[int, ...]] | None = None) -> str:
+    """"refused" (in one line), or "read"/"cut" once everything a reader of a
+    recording does with it has worked. ``done``: what a recording of the same size
+    was, to use it all only once for them (many prefixes of a file read the same)."""
     try:
         rec = read(str(path))
     except RecordingError as exc:
         assert "\n" not in str(exc)
         return "refused"
-    for format in FORMATS:  # everything a reader of a recording does with it
+    outcome = "cut" if rec.truncated else "read"
+    size = (len(rec.snapshots), len(rec.samples.times), len(rec.sources), rec.truncated)
+    if done is not None and size in done:
+        return outcome
+    for format in FORMATS:
         render(rec, format)
     backend = ReplayBackend(rec)
     backend.activity_json()
@@ -312,7 +358,9 @@ def _reads_or_refuses(path: Path) -> str:
         backend.snapshot_at_json(index)
     for file_id in rec.sources:
         backend.source_json(file_id)
-    return "cut" if rec.truncated else "read"
+    if done is not None:
+        done.add(size)
+    return outcome
 
 
 def _fields(value: Any, path: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
@@ -324,7 +372,8 @@ def _fields(value: Any, path: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]
         yield from _fields(item, (*path, key))
 
 
-REPLACEMENTS = [None, True, 0, -1, 2**62, 1.5, -1e15, "", "\x1b[2J", [], [[1]], {}, {"a": {}}]
+REPLACEMENTS = [None, True, 0, -1, 2**62, 1.5, -1e15, "", "\x1b[2J", "\udcff", [], [[1]], {},
+                {"a": {}}]
 
 
 def test_every_field_of_every_type_reads_or_is_refused(recorded: Path, tmp_path: Path
@@ -353,12 +402,14 @@ def test_cut_at_every_offset_or_flipped_anywhere_reads_or_is_refused(
     data = recorded.read_bytes()
     path = tmp_path / "cut.stetho"
     seen: dict[str, int] = {}
-    chance = random.Random(11)
+    done: set[tuple[int, ...]] = set()
     for end in range(len(data) + 1):
         path.write_bytes(data[:end])
-        outcome = _reads_or_refuses(path)
+        outcome = _reads_or_refuses(path, done)
         seen[f"cut {outcome}"] = seen.get(f"cut {outcome}", 0) + 1
-    for at in range(len(MAGIC), len(data)):
+    chance = random.Random(11)
+    offsets = range(len(MAGIC), len(data))
+    for at in sorted(chance.sample(offsets, min(len(offsets), 400))):
         for junk in (data[at] ^ 0xFF, chance.randrange(256)):
             flipped = bytearray(data)
             flipped[at] = junk

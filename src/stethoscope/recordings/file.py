@@ -14,7 +14,8 @@ cut off. Records (field ``k``):
 * ``stacks``: the sampler's stacks since the last record (model/stacks.py);
 * ``end``: the recorder was closed.
 
-This module is the format and its writer, ``Recorder``; reader.py reads it back.
+This module is the format and its writer, ``Recorder``; reader.py reads it back
+(inflate.py, records.py and snapcheck.py check it: a recording is untrusted input).
 """
 
 from __future__ import annotations
@@ -35,7 +36,10 @@ from ..model.stacks import StackLog
 MAGIC = b"STETHOSCOPE-RECORDING\n"
 FORMAT_VERSION = 1
 RECORD_EVERY = 0.5  # seconds between flushed records: what a kill can lose
-FULL_EVERY = 120  # records between whole snapshots (the rest are differences)
+# Records between whole snapshots (the rest are differences). A format rule, not only
+# the writer's habit: the reader refuses more than FULL_EVERY - 1 differences in a
+# row, so seeking anywhere costs at most that many patches.
+FULL_EVERY = 120
 _DEL = "$del"  # in a difference: the keys that are gone
 
 

@@ -38,9 +38,8 @@ class Lines:
     """Iterate for ``(number, line)``, numbered from 1 (the header); afterwards
     ``cut`` says why the lines stopped before the end, or is "" when they did not."""
 
-    def __init__(self, path: str, shown: str) -> None:
+    def __init__(self, path: str) -> None:
         self._path = path
-        self._shown = shown  # the path as messages show it
         self.cut = ""
 
     def __iter__(self) -> Iterator[tuple[int, bytes]]:
@@ -49,26 +48,34 @@ class Lines:
         pending = b""  # the line being put together
         for piece in self._inflated():
             total += len(piece)
-            if total > MAX_TOTAL_BYTES:
+            over = total > MAX_TOTAL_BYTES
+            if over:  # the lines up to the limit are read, the rest is not
+                piece = piece[:len(piece) - (total - MAX_TOTAL_BYTES)]
                 self.cut = (f"it holds more than {MAX_TOTAL_BYTES >> 20} MiB of records, "
                             f"the most one recording is read for")
-                return
             parts = piece.split(b"\n")
             parts[0] = pending + parts[0]
             pending = parts.pop()
             for line in parts:
                 number += 1
+                if len(line) > MAX_RECORD_BYTES:
+                    raise self._too_long(number)
                 if number > MAX_RECORDS:
                     self.cut = (f"it holds more than {MAX_RECORDS} records, the most one "
                                 f"recording is read for")
                     return
                 yield number, line
+            if over:
+                return
             if len(pending) > MAX_RECORD_BYTES:
-                raise RecordingError(f"{self._shown}: record {number + 1} is longer than "
-                                     f"{MAX_RECORD_BYTES >> 20} MiB decompressed: "
-                                     f"this is not a recording stethoscope wrote")
+                raise self._too_long(number + 1)
         if pending and not self.cut:
             self.cut = KILLED  # cut off mid-record
+
+    def _too_long(self, number: int) -> RecordingError:
+        return RecordingError(f"{self._path}: record {number} is longer than "
+                              f"{MAX_RECORD_BYTES >> 20} MiB decompressed: this is not a "
+                              f"recording stethoscope wrote")
 
     def _inflated(self) -> Iterator[bytes]:
         """The decompressed bytes, at most _PIECE at a time; sets ``cut``
@@ -97,24 +104,24 @@ class Lines:
         try:
             fd = os.open(self._path, flags)  # O_NONBLOCK: a FIFO does not hang us here
         except OSError as exc:
-            raise RecordingError(f"cannot read {self._shown}: {exc.strerror}") from None
+            raise RecordingError(f"cannot read {self._path}: {exc.strerror}") from None
         try:
             regular = stat.S_ISREG(os.fstat(fd).st_mode)
         except OSError:
             regular = False
         if not regular:
             os.close(fd)
-            raise RecordingError(f"cannot read {self._shown}: not a regular file")
+            raise RecordingError(f"cannot read {self._path}: not a regular file")
         with os.fdopen(fd, "rb") as f:
             try:
                 head = f.read(len(MAGIC))
                 if head != MAGIC:
-                    raise RecordingError(f"{self._shown} is not a stethoscope recording "
+                    raise RecordingError(f"{self._path} is not a stethoscope recording "
                                          f"(made by stethoscope run --record FILE)")
                 while data := f.read(CHUNK):
                     yield data
             except OSError as exc:
-                raise RecordingError(f"cannot read {self._shown}: {exc.strerror}") from None
+                raise RecordingError(f"cannot read {self._path}: {exc.strerror}") from None
 
 
 def _salvage(unzip: zlib._Decompress, data: bytes, given: int) -> Iterator[bytes]:

@@ -34,15 +34,11 @@ from .records import (
     VersionError,
     check_header,
     check_snap,
-    check_snapshot,
     check_source,
     check_stacks,
     parse,
 )
-
-# What rebuilding a snapshot from damaged data can raise (all of it is refused).
-_REBUILD_ERRORS = (ValueError, KeyError, TypeError, IndexError, AttributeError,
-                   OverflowError, RecursionError)
+from .snapcheck import ERRORS, check
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,7 +111,7 @@ class Recording:
 
 def read(path: str) -> Recording:
     """Read a recording; RecordingError with a one-line reason when it cannot be read."""
-    lines = Lines(path, path)
+    lines = Lines(path)
     records = iter(lines)
     state = _Reading()
     for number, line in records:
@@ -194,13 +190,10 @@ class _Reading:
                                 f"writes a whole snapshot at least every {FULL_EVERY}")
         try:
             keyed = change if whole else patch(self._keyed, change)
-            check_snapshot(unkeyed(keyed))
-        except Malformed:
-            raise
-        except _REBUILD_ERRORS as exc:
-            detail = str(exc) if isinstance(exc, ValueError) else \
-                f"{type(exc).__name__}: {exc!s:.60}"
-            raise Malformed(f"its snapshot does not rebuild ({detail})") from None
+        except ERRORS as exc:
+            raise Malformed(f"its difference does not apply ({type(exc).__name__}: "
+                            f"{exc!s:.60})") from None
+        check(keyed, self._keyed, change, whole)
         self._keyed = keyed
         self.snaps.append((whole, change))
         self.times.append(time)
@@ -246,11 +239,17 @@ class _Reading:
         if not self.snaps:
             raise RecordingError(f"{path} holds no snapshot yet (it was cut off in its "
                                  f"first {RECORD_EVERY} s)")
+        snapshots = SnapshotSequence(self.snaps)
+        try:  # each was checked as it came; this is the last guard
+            snapshots[-1]
+        except ERRORS as exc:
+            raise RecordingError(f"{path}: its last snapshot does not rebuild "
+                                 f"({type(exc).__name__}: {exc!s:.60})") from None
         header = self.header
         samples = Samples(header["pid"], 1.0 / float(header.get("sample_hz") or 100.0),
                           tuple(self.frames), tuple(self.stacks), self.sample_t,
                           self.sample_thread, self.sample_stack, self.names, self.dropped)
         cut = cut or ("" if self.ended else KILLED)
-        return Recording(path, header["format"], header, SnapshotSequence(self.snaps),
+        return Recording(path, header["format"], header, snapshots,
                          self.times, self.sources, samples, truncated=bool(cut),
                          cut_reason=cut)

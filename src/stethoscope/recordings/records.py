@@ -2,8 +2,9 @@
 
 Every check raises ``Malformed`` (a ValueError) with what is wrong, in one line;
 reader.py adds the file and the record's number. Whatever the bytes, nothing else
-escapes: numbers are bounded while they are parsed (an integer in 64 bits, a float
-finite and at most MAX_FLOAT, no NaN or Infinity), nesting at most MAX_DEPTH, and
+escapes: numbers are bounded while they are parsed (an integer of at most
+MAX_DIGITS digits, a float finite and at most MAX_FLOAT, no NaN or Infinity),
+nesting at most MAX_DEPTH, and
 every field the reader uses has its type checked before it is used.
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -18,10 +20,14 @@ from ..model.snapshot import SCHEMA_VERSION, Snapshot
 from .file import FORMAT_VERSION
 
 MAX_DEPTH = 32  # nesting of a record's JSON (a snapshot's keyed form needs 7)
-MAX_INT = 2**63  # integers in (-MAX_INT, MAX_INT)
+MAX_DIGITS = 18  # integers of at most this many digits (they fit 64 bits)
 MAX_FLOAT = 1e15  # floats within ±MAX_FLOAT (a Unix time in seconds is ~1.7e9)
 MAX_SAMPLE_HZ = 1e6
 KINDS = ("header", "source", "snap", "stacks", "end")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_LONG_DIGITS = re.compile(rb"\d{%d}" % (MAX_DIGITS + 1))
+_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
+_BRACKET = re.compile(rb"[\[\]{}]")
 
 
 class Malformed(ValueError):
@@ -29,12 +35,10 @@ class Malformed(ValueError):
 
 
 def _parse_int(text: str) -> int:
-    if len(text) > 20:  # more digits than 2**63 has: refused before converting them
-        raise Malformed(f"the number {text[:20]}… is out of range")
-    value = int(text)
-    if not -MAX_INT < value < MAX_INT:
-        raise Malformed(f"the number {text} is out of range")
-    return value
+    if len(text.lstrip("-")) > MAX_DIGITS:  # refused before Python converts it
+        raise Malformed(f"the number {text[:20]}{'…' if len(text) > 20 else ''} is out "
+                        f"of range")
+    return int(text)
 
 
 def _parse_float(text: str) -> float:
@@ -50,8 +54,12 @@ def _parse_constant(text: str) -> Any:
 
 def parse(line: bytes) -> dict[str, Any]:
     """A record's JSON object, bounded and checked, with a known kind ``k``."""
+    _check_depth(line)
+    # Integers parse in C unless a long run of digits is there (in a string, perhaps):
+    # a hook for each of them would cost more than the rest of the reading.
+    ints = _parse_int if _LONG_DIGITS.search(line) else None
     try:
-        value = json.loads(line, parse_int=_parse_int, parse_float=_parse_float,
+        value = json.loads(line, parse_int=ints, parse_float=_parse_float,
                            parse_constant=_parse_constant)
     except Malformed:
         raise
@@ -65,22 +73,22 @@ def parse(line: bytes) -> dict[str, Any]:
         raise Malformed(f"it is not JSON ({exc})") from None
     if not isinstance(value, dict):
         raise Malformed("it is not a JSON object")
-    _check_depth(value)
     kind = value.get("k")
     if kind not in KINDS:
         raise Malformed(f"its kind {kind!r:.40} is none of {', '.join(KINDS)}")
     return value
 
 
-def _check_depth(value: dict[str, Any]) -> None:
-    todo: list[tuple[Any, int]] = [(value, 1)]
-    while todo:
-        item, depth = todo.pop()
+def _check_depth(line: bytes) -> None:
+    """At most MAX_DEPTH brackets open at once, outside strings (checked on the text,
+    before parsing: cheaper than walking what it parses to)."""
+    if line.count(b"[") + line.count(b"{") <= MAX_DEPTH:
+        return
+    depth = 0
+    for bracket in _BRACKET.findall(_STRING.sub(b'""', line)):
+        depth += 1 if bracket in (b"[", b"{") else -1
         if depth > MAX_DEPTH:
             raise Malformed(f"it is nested more than {MAX_DEPTH} deep")
-        children = item.values() if isinstance(item, dict) else item
-        todo.extend((child, depth + 1) for child in children
-                    if isinstance(child, (dict, list)))
 
 
 def field(rec: dict[str, Any], name: str, check: Callable[[Any], bool], what: str,
@@ -141,9 +149,11 @@ def check_header(rec: dict[str, Any]) -> dict[str, Any]:
 
 
 def check_source(rec: dict[str, Any]) -> tuple[str, str, str]:
-    """(file id, path, text)"""
+    """(file id, path, text); the text as the writer reads files (undecodable bytes
+    replaced), so without lone surrogates (the tokenizer cannot take them)."""
     return (field(rec, "id", is_str, "a string"), field(rec, "path", is_str, "a string"),
-            field(rec, "text", is_str, "a string"))
+            field(rec, "text", lambda v: is_str(v) and _SURROGATE.search(v) is None,
+                  "text without lone surrogates"))
 
 
 def check_snap(rec: dict[str, Any]) -> tuple[bool, float, dict[str, Any]]:
