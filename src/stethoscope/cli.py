@@ -129,7 +129,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _fail(parser: argparse.ArgumentParser, message: object) -> NoReturn:
-    parser.exit(2, f"{PROG}: error: {message}\n")
+    parser.exit(2, f"{PROG}: error: {printable(str(message))}\n")
 
 
 def _settings(args: argparse.Namespace, names: Sequence[str] = tuple(OPTIONS)
