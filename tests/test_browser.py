@@ -619,7 +619,7 @@ class Tab:
 
 @pytest.fixture
 def tab(browser: Browser) -> Iterator[Tab]:
-    """A fresh page (own cookies) at 1400x900 that records script errors and CSP
+    """A fresh page (own storage) at 1400x900 that records script errors and CSP
     violations, which chromium reports as console errors."""
     context = browser.new_context(viewport={"width": 1400, "height": 900})
     page = context.new_page()
@@ -855,7 +855,7 @@ def test_hostile_thread_name_is_shown_as_text(live_child: Child, tab: Tab) -> No
     page.wait_for_timeout(1000)  # several live updates re-render the panel
     assert page.evaluate("typeof window.__xss") == "undefined"
     assert page.evaluate("document.querySelectorAll('img').length") == 0
-    # The token left the address bar; the HttpOnly cookie still lets a reload in.
+    # The token left the address bar; the tab's sessionStorage still lets a reload in (token.js).
     assert "token=" not in page.url
     page.reload()
     page.wait_for_function("() => document.body.dataset.state === 'live'", timeout=WAIT_MS)
@@ -1112,7 +1112,7 @@ def test_selecting_a_child_shows_its_own_heat_and_threads(procs_child: Family, t
     assert "spin" in main_card.locator(".frame.mon .fn").all_inner_texts()
     assert page.locator("#threads .t-proc:visible").count() == 0  # one process: no labels
 
-    # A reload keeps the process shown (the hash), and the token cookie lets it in.
+    # A reload keeps the process shown (the hash), and the tab's stored token lets it in.
     page.reload()
     page.wait_for_function("() => document.body.dataset.state === 'live'", timeout=WAIT_MS)
     wait_view(page, spawn)

@@ -286,7 +286,7 @@ with stethoscope.trace(port=0) as mon:
         f.flush()
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and not any(
-            "server" in note for note in mon.snapshot("all").notes):
+            "page and API have stopped" in note for note in mon.snapshot("all").notes):
         time.sleep(0.05)
 for f in files:
     f.seek(0)

@@ -85,11 +85,12 @@ def _listen(host: str, port: int) -> OwnedSocket:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host, port))
         sock.listen(BACKLOG)
-        sock.setblocking(False)
     except BaseException:
         sock.close()
         raise
-    return OwnedSocket(sock, "the server's listening socket")
+    owned = OwnedSocket(sock, "the server's listening socket")
+    owned.sock.setblocking(False)
+    return owned
 
 
 class Server:

@@ -210,9 +210,9 @@ class Loop:
             if self._server.open_count() >= MAX_CONNECTIONS:
                 sock.close()
                 continue
-            sock.setblocking(False)
-            conn = Conn(OwnedSocket(sock, "a connection"), peer,
-                        time.monotonic() + HEAD_TIMEOUT)
+            owned = OwnedSocket(sock, "a connection")
+            owned.sock.setblocking(False)  # after: a socket lifted above fd 2 is a new object
+            conn = Conn(owned, peer, time.monotonic() + HEAD_TIMEOUT)
             self._server.register(conn)
             self._watch(conn, READ)
 
