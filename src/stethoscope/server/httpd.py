@@ -154,7 +154,7 @@ class Server:
         self._backend = backend
         for n in range(1, WORKERS + 1):
             self._threads.append(start_thread(self._work, f"stethoscope-http-{n}"))
-        self._threads.append(start_thread(self._pump.run, "stethoscope-stream"))
+        self._threads.append(start_thread(self._pump_forever, "stethoscope-stream"))
         # the loop last: no request is answered before start() is all but done (a
         # caller that answers SIGTERM installs its handler right after)
         self._threads.append(start_thread(lambda: serve_forever(self._loop, self),
@@ -203,13 +203,23 @@ class Server:
                 out, stream = handler.wfile.getvalue(), handler.stream
             except Exception:
                 out, stream = INTERNAL_ERROR, None
-            if self.closing.is_set():
+            try:
+                if self.closing.is_set():
+                    self.drop(conn)
+                elif stream is not None:
+                    conn.state = "stream"
+                    self._pump.adopt(conn, out, stream[1])
+                else:
+                    self._loop.answer(conn, out)
+            except Exception:  # this connection only; the worker goes on
                 self.drop(conn)
-            elif stream is not None:
-                conn.state = "stream"
-                self._pump.adopt(conn, out, stream[1])
-            else:
-                self._loop.answer(conn, out)
+
+    def _pump_forever(self) -> None:
+        try:
+            self._pump.run()
+        except Exception as exc:  # never a dead thread and streams that go quiet
+            self.fail(f"the page and API stopped after an internal error in the event "
+                      f"streams: {exc!r}")
 
     def _stream_snapshot(self, view: View) -> bytes:
         backend = self.backend
