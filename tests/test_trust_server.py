@@ -31,7 +31,7 @@ from typing import Any
 import pytest
 
 from stethoscope.config import new_token
-from stethoscope.server import httpd
+from stethoscope.server import httpd, loop
 from stethoscope.server.loop import HEAD_TIMEOUT, MAX_CONNECTIONS
 
 from conftest import child_env, read_url, wait_for
@@ -316,3 +316,26 @@ def test_a_program_that_closes_and_reuses_the_servers_descriptors_loses_only_the
     assert len(notes) == 1, err
     with pytest.raises(OSError):  # nobody listens there any more
         socket.create_connection(("127.0.0.1", port), timeout=5).close()
+
+
+def test_a_fault_escaping_the_loop_stops_the_server_with_one_note(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    notes: list[str] = []
+    server = httpd.Server(host="127.0.0.1", port=0, token=new_token(), note=notes.append)
+
+    def broken(self: object) -> None:
+        raise RuntimeError("injected")
+
+    monkeypatch.setattr(loop.Loop, "_take_answers", broken)  # runs every round of the loop
+    server.start(Blocking())  # type: ignore[arg-type]
+    try:
+        wait_for(lambda: server.closing.is_set())
+        wait_for(lambda: not any(t.is_alive() for t in threading.enumerate()
+                                 if t.name.startswith("stethoscope")))
+        assert len(notes) == 1 and "internal error" in notes[0], notes
+        assert "injected" in notes[0]
+        with pytest.raises(OSError):  # not a silent port: nobody listens any more
+            socket.create_connection(("127.0.0.1", server.port), timeout=5).close()
+    finally:
+        server.stop()  # idempotent
+    assert len(notes) == 1

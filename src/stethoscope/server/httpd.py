@@ -19,6 +19,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import queue
 import socket
@@ -120,6 +121,7 @@ class Server:
         self._backend: AnyBackend | None = None
         self._stopped = False
         self._failed = False
+        self._abandon = False  # a descriptor was lost: let go of every socket, close none
         self._fail_lock = threading.Lock()
 
     def _bind(self, host: str, port: int, fallback_port: bool) -> OwnedSocket:
@@ -152,7 +154,7 @@ class Server:
         self._backend = backend
         for n in range(1, WORKERS + 1):
             self._threads.append(start_thread(self._work, f"stethoscope-http-{n}"))
-        self._threads.append(start_thread(self._pump.run, "stethoscope-stream"))
+        self._threads.append(start_thread(self._pump_forever, "stethoscope-stream"))
         # the loop last: no request is answered before start() is all but done (a
         # caller that answers SIGTERM installs its handler right after)
         self._threads.append(start_thread(lambda: serve_forever(self._loop, self),
@@ -174,7 +176,19 @@ class Server:
                 return
             conn.closed = True
             self._open.discard(conn)
-            conn.owned.close()
+            self._let_go(conn.owned)
+
+    def _let_go(self, owned: OwnedSocket) -> None:
+        """Close a socket of ours; after a lost descriptor, only forget it. A program
+        that closed one of our numbers is closing descriptors wholesale and opening
+        its own on them: between our check (``mine()``) and our close() it may give
+        the number to its own file, and a socket or two left open is the lesser harm."""
+        if not self._abandon:
+            owned.close()
+            return
+        owned.lost = True
+        with contextlib.suppress(OSError):
+            owned.sock.detach()
 
     # -- the workers -------------------------------------------------------------
 
@@ -189,13 +203,23 @@ class Server:
                 out, stream = handler.wfile.getvalue(), handler.stream
             except Exception:
                 out, stream = INTERNAL_ERROR, None
-            if self.closing.is_set():
+            try:
+                if self.closing.is_set():
+                    self.drop(conn)
+                elif stream is not None:
+                    conn.state = "stream"
+                    self._pump.adopt(conn, out, stream[1])
+                else:
+                    self._loop.answer(conn, out)
+            except Exception:  # this connection only; the worker goes on
                 self.drop(conn)
-            elif stream is not None:
-                conn.state = "stream"
-                self._pump.adopt(conn, out, stream[1])
-            else:
-                self._loop.answer(conn, out)
+
+    def _pump_forever(self) -> None:
+        try:
+            self._pump.run()
+        except Exception as exc:  # never a dead thread and streams that go quiet
+            self.fail(f"the page and API stopped after an internal error in the event "
+                      f"streams: {exc!r}")
 
     def _stream_snapshot(self, view: View) -> bytes:
         backend = self.backend
@@ -208,6 +232,7 @@ class Server:
 
     def lost(self, what: str) -> None:
         """One of the server's own descriptors is not its own any more."""
+        self._abandon = True
         self.fail(f"{what} was closed or replaced by the program; the page and API "
                   f"have stopped")
 
@@ -242,10 +267,11 @@ class Server:
         with self._open_lock:
             left = list(self._open)
         for conn in left:  # whatever no thread closed: cut it (a stalled client cannot hold us)
-            conn.owned.shutdown()
+            if not self._abandon:
+                conn.owned.shutdown()
             self.drop(conn)
         for sock in (self._listener, *self._wake, *self._pump_wake):
-            sock.close()
+            self._let_go(sock)
 
     def forget(self) -> None:
         """In a forked child: close inherited sockets without touching the parent's."""
