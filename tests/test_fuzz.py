@@ -13,8 +13,9 @@ and prints its checksum. While it works, hypothesis sends it random requests:
   header, bad Content-Length
   (negative, huge, non-numeric, Unicode digits), Transfer-Encoding: chunked, lines
   without a colon, obs-fold continuation lines, binary junk, > 100 headers;
-* bodies for ``POST /api/report`` (near-valid reports built from a real snapshot
-  with one field replaced, deep nesting, Infinity, junk) and ``/api/mode``;
+* bodies for ``POST /api/mode`` and for targets that take none (the near-valid child
+  reports below go to a route that no longer exists, ``/api/report``; the same
+  bodies go to the children's inbox in the last two tests);
 * whole-message oddities: HTTP/2 and TLS prefaces, HTTP/0.9, bare CRLFs.
 
 About half the cases carry the right token (query or X-Stethoscope-Token) and Host,
@@ -619,34 +620,75 @@ def test_program_output_is_its_own_and_it_exits_normally(target: Target) -> None
     assert out["stop_ms"] is not None, out
 
 
+def _inbox_reports(mon: stethoscope.Monitor) -> tuple[str, Any]:
+    """The monitor's inbox path, and a stand-in Target for build_report."""
+    from types import SimpleNamespace
+
+    from stethoscope.children.link import CHILD_ENV
+
+    inbox: str = json.loads(os.environ[CHILD_ENV])["inbox"]
+    fake = SimpleNamespace(snapshot=mon.snapshot().to_dict(),
+                           workload=SimpleNamespace(pid=os.getpid()))
+    return inbox, fake
+
+
 def test_child_report_with_a_wrong_field_type_breaks_nothing() -> None:
-    """A child report whose snapshot has "time": "x" is refused (400) and breaks
-    nothing: later snapshots still answer."""
+    """A child report whose snapshot has "time": "x" is refused, with its reason, and
+    breaks nothing: the inbox goes on answering and later snapshots still build."""
+    from stethoscope.children.reporter import exchange
+    from stethoscope.children.wire import RefusedError
+
     with stethoscope.trace(port=0, quiet=True) as monitor:
+        inbox, _ = _inbox_reports(monitor)
         snap = monitor.snapshot().to_dict()
         pid = 4_999_999
         process = dict(snap["processes"][0], pid=pid, ppid=os.getpid())
         body = json.dumps({"report": 1, "instance": "x", "seq": 1, "final": False,
                            "process": process, "snapshot": dict(snap, pid=pid, time="x"),
                            "sources": []}).encode()
-        port, token = monitor.port, monitor.config.token
-        host = f"127.0.0.1:{port}".encode()
-        answer = exchange(port, b"POST /api/report?token=" + token.encode() + b" HTTP/1.1\r\n"
-                          b"Host: " + host + b"\r\nContent-Length: %d\r\n\r\n" % len(body)
-                          + body)
-        assert answer.startswith(b"HTTP/1.0 400 "), answer[:200]
-        assert b"time must be a finite number" in answer, answer[:300]
-        refused_at = time.time()
+        with pytest.raises(RefusedError, match="time must be a finite number"):
+            exchange(inbox, body, 60)
+        before = monitor.snapshot("all").time
+        later = wait_for(lambda: monitor.snapshot("all").time > before)
+        assert later
+        assert all(p.pid != pid for p in monitor.snapshot("all").processes)
 
-        def built_since() -> bytes | None:
-            """An answer to a snapshot request, once it is not the snapshot cache's
-            (SNAPSHOT_MAX_AGE) from before the report; any answer but a 200 at once."""
-            later = exchange(port, b"GET /api/snapshot?token=" + token.encode()
-                             + b" HTTP/1.1\r\nHost: " + host + b"\r\n\r\n")
-            if not later.startswith(b"HTTP/1.0 200 "):
-                return later
-            built = json.loads(later.partition(b"\r\n\r\n")[2])["time"]
-            return later if built >= refused_at else None
 
-        later = wait_for(built_since)
-        assert later.startswith(b"HTTP/1.0 200 "), later[:200]
+def test_the_inbox_takes_apart_any_report_body_with_one_line() -> None:
+    """Near-valid reports with one field of any type, deep nesting, huge numbers and
+    junk, sent to the inbox: each is refused with one line (none is about this
+    process, so none may be taken), and the inbox still answers after all of them."""
+    from stethoscope.children.reporter import exchange
+    from stethoscope.children.wire import RefusedError
+
+    with stethoscope.trace(port=0, quiet=True) as monitor:
+        inbox, fake = _inbox_reports(monitor)
+        reasons: list[str] = []
+
+        def send(body: bytes) -> None:
+            with pytest.raises(RefusedError) as refused:
+                exchange(inbox, body, 60)
+            reasons.append(str(refused.value))
+            assert "\n" not in str(refused.value) and "Traceback" not in str(refused.value)
+
+        @settings(max_examples=EXAMPLES, deadline=None, derandomize=False,
+                  suppress_health_check=list(HealthCheck))
+        @given(st.one_of(_report_body(fake), st.binary(max_size=200)))
+        def fuzzed(body: bytes) -> None:
+            send(body)
+
+        fuzzed()
+        for body in [b"[" * 200_000, b'{"report": 1, "seq": 1e400}', b"", b"{}",
+                     b"\xff" * 100,
+                     *(build_report(fake, 4_000_000 + i, where, key, value)
+                       for i, (where, key, value) in enumerate([
+                           ("report", "seq", float("inf")), ("report", "seq", float("nan")),
+                           ("report", "process", {"pid": float("inf")}),
+                           ("report", "snapshot", {"files": [[1]]}),
+                           ("report", "sources", [[1, 2]]), ("report", "sources", [[[], 2, 3]]),
+                           ("none", "", None)]))]:
+            send(body)
+        assert len(reasons) >= EXAMPLES // 2
+        assert any("reports only for itself" in r for r in reasons)  # well-formed, refused
+        processes = {p.pid for p in monitor.snapshot("all").processes}
+    assert processes == {os.getpid()}

@@ -15,8 +15,8 @@ What is checked (docs/http-api.md, Access):
   token (Origin, Sec-Fetch-Site); the compare is hmac's;
 * the Host check on loopback binds (DNS rebinding), its absence on other binds, and
   the one-line warning such a bind prints (``trace()``, ``run``, ``view``);
-* state changes: ``POST /api/mode`` only, with the token; no stop or reset endpoint;
-  ``POST /api/report`` with the token, and a report never makes the monitor read a path;
+* state changes: ``POST /api/mode`` only, with the token; no stop or reset endpoint
+  (children report over their parent's Unix socket, not HTTP: test_trust_children.py);
 * ``/metrics`` without the token only under ``metrics_public``, and only that path;
 * path traversal in every encoding at every route; sources only by the id of a file
   that ran; symlinks;
@@ -38,7 +38,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -47,7 +47,6 @@ import pytest
 
 import stethoscope
 from stethoscope.config import new_token
-from stethoscope.model import ChildReport, FileHeat
 from stethoscope.model.store import file_id_for
 from stethoscope.recordings.reader import read as read_recording
 from stethoscope.recordings.replay import ReplayBackend
@@ -269,7 +268,8 @@ ROUTES = [  # (method, target without the token); every one needs the token
     ("GET", "/api/snapshot"), ("GET", "/api/snapshot?pid=all"), ("GET", "/api/events"),
     ("HEAD", "/api/events"), ("GET", "/api/activity"), ("GET", "/api/recording"),
     ("GET", "/api/source/FID"), ("GET", "/metrics"), ("POST", "/api/mode?mode=sample"),
-    ("POST", "/api/report"), ("GET", "/api/mode"), ("GET", "/nope"), ("PUT", "/"),
+    ("POST", "/api/report"),  # no such route any more: refused without the token all the same
+    ("GET", "/api/mode"), ("GET", "/nope"), ("PUT", "/"),
 ]
 
 
@@ -303,14 +303,13 @@ def test_every_route_refuses_a_missing_or_wrong_token_with_no_data(site: Site) -
             assert_no_data(answer, code=405 if method == "PUT" else 403)
     # The controls: each of them is served with the token.
     for method, route in ROUTES:
-        if route in ("/nope", "/api/mode", "/api/recording") or method == "PUT":
+        if route in ("/nope", "/api/mode", "/api/recording", "/api/report") or method == "PUT":
             continue
         route = route.replace("FID", site.fid)
         sep = "&" if "?" in route else "?"
         body = b"{}" if method == "POST" else None
         answer = site.get(f"{route}{sep}token={good}", method=method, body=body)
-        expected = 400 if route == "/api/report" else 200  # "{}" is not a report
-        assert answer.status == expected, (method, route, answer.raw[:200])
+        assert answer.status == 200, (method, route, answer.raw[:200])
     assert site.mon.requested_mode == "sample"  # the one authorised switch
 
 
@@ -572,42 +571,6 @@ def test_mode_switch_is_post_only_and_token_checked_and_nothing_stops_the_monito
     answer = site.get("/api/mode?mode=sample", method="POST", headers=site.auth, body=b"")
     assert answer.status == 200 and json.loads(answer.body) == {"mode": "sample"}
     assert mon.requested_mode == "sample"
-
-
-def _report(mon: stethoscope.Monitor, pid: int, files: tuple[FileHeat, ...],
-            sources: tuple[tuple[str, str, str], ...] = ()) -> bytes:
-    own = mon.snapshot(None)
-    process = replace(mon.process_info(), pid=pid, ppid=os.getpid(), method="fork")
-    snapshot = replace(own, pid=pid, files=files, threads=(), now=(), processes=())
-    return ChildReport(secrets.token_hex(8), 1, False, process, snapshot, sources).to_json()
-
-
-def test_a_report_is_taken_only_with_the_token_and_never_makes_the_monitor_read_a_path(
-        site: Site) -> None:
-    """A report names files by id and path; the monitor serves only texts a report
-    carries, never what is at a path it names."""
-    mon, fake = site.mon, 4_194_000 + secrets.randbelow(100)
-    named = str(site.secret)
-    secret_id = file_id_for(named)
-    body = _report(mon, fake, (FileHeat(secret_id, named, "secret.py", ()),))
-    for headers in [{}, {"X-Stethoscope-Token": "nope-nope"},
-                    {"Cookie": f"stethoscope_token={site.token}"}]:
-        assert_no_data(site.get("/api/report", method="POST", headers=headers, body=body))
-    assert_no_data(site.get(f"/api/report?token={site.token}", method="GET"), code=405)
-    assert all(p.pid != fake for p in mon.snapshot("all").processes)
-    answer = site.get(f"/api/report?token={site.token}", method="POST", body=body)
-    assert answer.status == 204, answer.raw[:200]
-    assert any(p.pid == fake for p in mon.snapshot("all").processes)
-    # The file is listed (by the path the report named) but has no source to serve.
-    assert_no_data(site.authed(f"/api/source/{secret_id}"), code=404)
-    # A text a report carries is served as that text, under its id, and nothing else.
-    carried = file_id_for(str(site.app / "carried.py"))
-    text = "print('carried')\n"
-    body = _report(mon, fake + 1, (FileHeat(carried, named, "secret.py", ()),),
-                   sources=((carried, named, text),))
-    assert site.get(f"/api/report?token={site.token}", method="POST", body=body).status == 204
-    answer = site.authed(f"/api/source/{carried}")
-    assert answer.status == 200 and json.loads(answer.body)["lines"] == ["print('carried')"]
 
 
 # -- /metrics
@@ -885,7 +848,6 @@ def assert_security_headers(answer: Answer, what: str) -> None:
 def test_every_kind_of_answer_carries_the_security_headers(
         site: Site, monkeypatch: pytest.MonkeyPatch) -> None:
     good = site.token
-    report = _report(site.mon, 4_194_200 + secrets.randbelow(50), ())
     cases: dict[str, tuple[Callable[[], Answer], int]] = {
         "page": (lambda: site.get(f"/?token={good}"), 200),
         "script": (lambda: site.authed("/static/js/main.js"), 200),
@@ -898,10 +860,10 @@ def test_every_kind_of_answer_carries_the_security_headers(
         "stream head": (lambda: site.authed("/api/events", method="HEAD"), 200),
         "head": (lambda: site.authed("/", method="HEAD"), 200),
         "mode": (lambda: site.authed("/api/mode?mode=auto", method="POST", body=b""), 200),
-        "report": (lambda: site.authed("/api/report", method="POST", body=report), 204),
+        "no report route": (lambda: site.authed("/api/report", method="POST", body=b"{}"),
+                            405),
         "bad pid": (lambda: site.authed("/api/snapshot?pid=x"), 400),
         "bad mode": (lambda: site.authed("/api/mode?mode=x", method="POST", body=b""), 400),
-        "bad report": (lambda: site.authed("/api/report", method="POST", body=b"{"), 400),
         "bad request line": (lambda: site.get("/", version=b" HTTP/9.Z"), 400),
         "request syntax": (lambda: site.get("/ x y", no_host=True), 400),
         "broken ipv6": (lambda: site.get("http://[::1/api/snapshot"), 400),
@@ -914,8 +876,7 @@ def test_every_kind_of_answer_carries_the_security_headers(
         "put": (lambda: site.authed("/", method="PUT", body=b"x"), 405),
         "options": (lambda: site.authed("*", method="OPTIONS"), 405),
         "trace": (lambda: site.authed("/", method="TRACE"), 405),
-        "no length": (lambda: site.authed("/api/report", method="POST"), 411),
-        "too large": (lambda: site.authed("/api/report", method="POST",
+        "too large": (lambda: site.authed("/api/mode?mode=auto", method="POST",
                                           headers={"Content-Length": str(64 << 20)}), 413),
         "long target": (lambda: site.get("/" + "a" * 70_000), 414),
         "too many headers": (lambda: site.get(

@@ -16,6 +16,8 @@ import subprocess
 import sys
 import textwrap
 import threading
+import urllib.error
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +28,7 @@ from stethoscope.children.link import CHILD_ENV, SHARED
 from stethoscope.model import ChildReport, FileHeat, ProcessInfo, Snapshot, ThreadInfo
 from stethoscope.model.processes import MAX_SOURCE_TOTAL
 from stethoscope.model.report import MAX_SOURCE_CHARS
+from stethoscope.model.store import file_id_for
 
 from conftest import child_env, run_python, start_python, wait_for
 
@@ -170,34 +173,36 @@ print(json.dumps({"pid": os.getpid(), "answers": answers}))
 '''
 
 
-def _template(tmp_path: Path) -> Path:
+def _template(tmp_path: Path, files: tuple[FileHeat, ...] | None = None) -> Path:
     path = tmp_path / "template.json"
-    path.write_bytes(_template_bytes())
+    path.write_bytes(_template_bytes(files))
     return path
 
 
-def _template_bytes() -> bytes:
+def _template_bytes(files: tuple[FileHeat, ...] | None = None) -> bytes:
     """A well-formed running process's report (its pid is filled in by the sender)."""
+    if files is None:
+        files = (FileHeat("f1", "/app/prog.py", "prog.py", ((3, 1, 1, 0, 0, 0, 0, 0, 0, 0),)),)
     snap = Snapshot(pid=0, argv=("prog.py",), python="3.12.1", started=1.0, time=2.0,
                     state="running", mode="trace", heat="hits", window=10,
                     sample_hz_requested=100.0, sample_hz_achieved=99.0,
-                    files=(FileHeat("f1", "/app/prog.py", "prog.py",
-                                    ((3, 1, 1, 0, 0, 0, 0, 0, 0, 0),)),),
+                    files=files,
                     now=(), threads=(ThreadInfo(7, 70, "MainThread", False, True, True, ()),),
                     notes=())
     proc = ProcessInfo(0, os.getpid(), ("python", "prog.py"), "", "spawn", 1.0, "running")
     return ChildReport("i" * 16, 1, False, proc, snap).to_json()
 
 
-def _send(tmp_path: Path, inbox: str, about: list[Any], chars: int = 0) -> dict[str, Any]:
+def _send(tmp_path: Path, inbox: str, about: list[Any], chars: int = 0,
+          files: tuple[FileHeat, ...] | None = None) -> dict[str, Any]:
     """Reports sent to ``inbox`` by another process of this user (not a followed
     child: it sends by hand)."""
     sender = tmp_path / "sender.py"
     sender.write_text(SENDER)
     env = child_env()
     env.pop(CHILD_ENV, None)
-    result = run_python([str(sender), inbox, str(_template(tmp_path)), json.dumps(about),
-                         str(chars)], env=env, timeout=100)
+    result = run_python([str(sender), inbox, str(_template(tmp_path, files)),
+                         json.dumps(about), str(chars)], env=env, timeout=100)
     assert result.returncode == 0, result.stderr
     out: dict[str, Any] = json.loads(result.stdout)
     return out
@@ -395,3 +400,26 @@ def test_a_pid_reused_by_a_later_process_of_ours_is_marked_gone(
         ours.kill()
         ours.wait()
     assert state == "killed"
+
+
+def test_a_report_naming_a_path_never_makes_the_monitor_read_it(tmp_path: Path) -> None:
+    """A report names files by id and path; the monitor serves only texts a report
+    carries, never what is at a path it names."""
+    secret = tmp_path / "secret.py"
+    secret.write_text("API_KEY = 'not-for-the-page'\n")
+    named = str(secret)
+    secret_id = file_id_for(named)
+    heat = ((1, 1, 1, 0, 0, 0, 0, 0, 0, 0),)
+    with stethoscope.trace(port=0, quiet=True) as mon:
+        out = _send(tmp_path, _inbox(), ["self"], files=(FileHeat(secret_id, named,
+                                                                  "secret.py", heat),))
+        assert out["answers"][0][0] == "taken", out
+        listed = {f.id for f in mon.snapshot("all").files}
+        url = f"http://127.0.0.1:{mon.port}/api/source/{secret_id}"
+        request = urllib.request.Request(url, headers={"X-Stethoscope-Token": mon.config.token})
+        with pytest.raises(urllib.error.HTTPError) as answer:
+            urllib.request.urlopen(request, timeout=30)
+        assert mon.sources.text(secret_id) is None
+    assert secret_id in listed  # listed by the path the report named ...
+    assert answer.value.code == 404  # ... with no source to serve
+    assert b"not-for-the-page" not in answer.value.read()

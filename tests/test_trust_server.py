@@ -222,9 +222,6 @@ class Blocking:
     def activity_json(self, view: Any = "all") -> bytes:
         return b"{}"
 
-    def accept_report(self, body: bytes) -> str | None:
-        return None
-
     def set_mode(self, mode: str) -> str:
         return mode
 

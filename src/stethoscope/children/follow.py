@@ -79,14 +79,6 @@ class Following:
                     f"a process reports only for itself")
         return self._accept(report)
 
-    def accept(self, body: bytes) -> str | None:
-        """A report from ``POST /api/report`` (no child sends there any more; goes
-        with that route)."""
-        try:
-            return self._accept(ChildReport.from_json(body))
-        except ReportError as exc:
-            return str(exc)
-
     def _accept(self, report: ChildReport) -> str | None:
         try:
             self.table.accept(report, time.time())

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from .snapshot import ProcessInfo, Snapshot
 
 REPORT_VERSION = 1
-MODE_HEADER = "X-Stethoscope-Mode"  # in the answer to a report: the mode to run in
 MAX_SOURCE_CHARS = 2_000_000  # a bigger source file is neither sent nor kept
 
 

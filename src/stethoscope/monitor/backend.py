@@ -64,15 +64,6 @@ class LiveBackend:
     def source_json(self, file_id: str) -> bytes | None:
         return self._monitor.sources.json(file_id)
 
-    def accept_report(self, body: bytes) -> str | None:
-        """A report posted to ``POST /api/report``; an error message if it is refused.
-        No child sends there any more (they report to the inbox socket,
-        children/inbox.py): this goes with that route."""
-        children = self._monitor.children
-        if children is None:
-            return "this monitor does not follow child processes (processes=False)"
-        return children.accept(body)
-
     @property
     def requested_mode(self) -> str:
         return self._monitor.requested_mode

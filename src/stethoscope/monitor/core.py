@@ -55,9 +55,6 @@ class Children(Protocol):
     def check(self) -> None:
         """A few times a second: notice children gone without a final report."""
 
-    def accept(self, body: bytes) -> str | None:
-        """A child's report; an error message if it is refused."""
-
     def stop(self) -> None: ...
 
     def forget_after_fork(self) -> None:

@@ -1,7 +1,7 @@
 """The requests the server answers, and the backends it answers them from.
 
 A backend says what it is: ``Live`` (a running program's monitor: event stream,
-/metrics, mode switch, children's reports) or ``Replay`` (a recording: a
+/metrics, mode switch) or ``Replay`` (a recording: a
 timeline and its snapshots by index). Routes that one kind does not have are
 answered with a one-line reason.
 
@@ -35,7 +35,6 @@ from http.server import BaseHTTPRequestHandler
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 from urllib.parse import parse_qs, urlsplit
 
-from ..model.report import MODE_HEADER
 from . import metrics
 from .stream import first_event
 
@@ -43,8 +42,7 @@ if TYPE_CHECKING:
     from .httpd import Server
 
 TOKEN_HEADER = "X-Stethoscope-Token"
-MAX_REPORT = 32 * 1024 * 1024  # bytes in one child report
-MAX_BODY = 4096  # bytes in any other request's body (POST /api/mode needs none)
+MAX_BODY = 4096  # bytes of a request's body (POST /api/mode needs none)
 MAX_REASON = 200  # characters of a request's own text quoted in an error answer
 FOREIGN_SITES = ("cross-site", "same-site")  # Sec-Fetch-Site values refused
 
@@ -74,10 +72,6 @@ class Live(Backend, Protocol):
     """A running program's monitor (monitor/backend.py)."""
 
     kind: Literal["live"]
-
-    def accept_report(self, body: bytes) -> str | None:
-        """Take a child process's report; an error message if it is refused."""
-        ...
 
     @property
     def requested_mode(self) -> str:
@@ -157,22 +151,18 @@ def content_length(headers: Message) -> int | None:
     length = headers.get("Content-Length", "")
     if not (length.isascii() and length.isdigit()):
         return None
-    return int(length) if len(length.lstrip("0")) <= 9 else MAX_REPORT + 1
-
-
-def body_limit(route: str) -> int:
-    return MAX_REPORT if route == "/api/report" else MAX_BODY
+    return int(length) if len(length.lstrip("0")) <= 9 else MAX_BODY + 1
 
 
 def body_wanted(owner: Server, method: str, target: str, headers: Message) -> int:
     """How many body bytes the loop reads before the request goes to a worker: a
     POST's Content-Length when the request is not refused and the length is within
-    its route's bound; 0 otherwise (the worker then answers from the head alone)."""
+    MAX_BODY; 0 otherwise (the worker then answers from the head alone)."""
     if method != "POST" or refusal(owner, method, target, headers) is not None:
         return 0
     split = split_target(target)
     length = content_length(headers)
-    if split is None or length is None or length > body_limit(split[0]):
+    if split is None or length is None or length > MAX_BODY:
         return 0
     return length
 
@@ -273,7 +263,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def _not_allowed(self) -> None:
         self._plain(HTTPStatus.METHOD_NOT_ALLOWED,
-                    "only GET and HEAD are served (and POST to /api/report and /api/mode)")
+                    "only GET and HEAD are served (and POST to /api/mode)")
 
     do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_TRACE = do_CONNECT = _not_allowed
 
@@ -282,30 +272,8 @@ class Handler(BaseHTTPRequestHandler):
     def _post(self, backend: AnyBackend, route: str, query: dict[str, list[str]]) -> None:
         if route == "/api/mode":
             self._set_mode(backend, query)
-        elif route == "/api/report":
-            self._report(backend)
         else:
             self._not_allowed()
-
-    def _report(self, backend: AnyBackend) -> None:
-        length = content_length(self.headers)
-        if length is None:
-            self._plain(HTTPStatus.LENGTH_REQUIRED, "a report needs a Content-Length")
-            return
-        if length > MAX_REPORT:
-            self._plain(HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
-                        f"a report may be at most {MAX_REPORT} bytes")
-            return
-        if backend.kind == "replay":
-            self._plain(HTTPStatus.BAD_REQUEST, "this is a recording: it takes no reports")
-            return
-        error = backend.accept_report(self.rfile.read(length))
-        if error is not None:
-            self._plain(HTTPStatus.BAD_REQUEST, error)
-            return
-        self.send_response(HTTPStatus.NO_CONTENT)
-        self.send_header(MODE_HEADER, backend.requested_mode)
-        self.end_headers()
 
     def _set_mode(self, backend: AnyBackend, query: dict[str, list[str]]) -> None:
         """POST /api/mode?mode=M: switch what is collected; answers the mode now running."""
@@ -359,7 +327,7 @@ class Handler(BaseHTTPRequestHandler):
         elif route == "/metrics":
             snapshot = json.loads(backend.snapshot_json("all"))
             self._send(metrics.render(snapshot), metrics.CONTENT_TYPE)
-        elif route in ("/api/mode", "/api/report"):
+        elif route == "/api/mode":
             self._plain(HTTPStatus.METHOD_NOT_ALLOWED, f"{route} takes POST only")
         else:
             self._plain(HTTPStatus.NOT_FOUND, "not found")
