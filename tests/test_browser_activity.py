@@ -615,5 +615,5 @@ def test_replay_of_a_killed_program_is_marked_truncated(killed_viewer: Child, ta
     assert page.is_visible("#tl-trunc")
     assert page.inner_text("#tl-trunc") == "truncated"
     seek(page, rec["count"] - 1)
-    assert "cut off" in page.inner_text("#banner")
+    assert "cut off here: the program was killed" in page.inner_text("#banner")
     tab.assert_clean()  # the page asked /api/recording first: no event stream tried

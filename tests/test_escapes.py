@@ -45,7 +45,7 @@ PROGRAM = textwrap.dedent('''\
 
     deadline = time.monotonic() + 60  # a bound for a broken monitor only
     while time.monotonic() < deadline and not heat_seen(snapshot()):
-        hot(50_000)
+        hot(1_000_000)  # longer than the GIL switch interval: the sampler sees it
 
     never = threading.Event()
 

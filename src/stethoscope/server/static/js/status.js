@@ -15,6 +15,12 @@ var STALL_AFTER = 4000;     // ms without a snapshot before we say so
 var lastSnapAt = 0;
 var beatTimer = 0;
 
+/* Why a recording ends early, as its reader said (GET /api/recording's cut_reason). */
+export function cutReason(replay) {
+  var why = replay && replay.rec ? replay.rec.cut_reason : null;
+  return typeof why === 'string' && why ? why : 'the program was killed';
+}
+
 export function setState(st) {
   setConnState(st);
   var snap = shownSnap();
@@ -43,7 +49,7 @@ export function updateBanner() {
     text = 'end of the recording — the program had ended';
     cls = 'banner-ended';
   } else if (rec && atEnd && rec.truncated) {
-    text = 'end of the recording — it was cut off here (the program was killed before it could finish the file)';
+    text = 'end of the recording — it was cut off here: ' + cutReason(rec);
     cls = 'banner-disconnected';
   } else if (state === 'ended') {
     text = 'program ended — showing the final picture';

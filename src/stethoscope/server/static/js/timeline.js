@@ -15,7 +15,7 @@ import { recording, recordingWant, setRecording, setRecordingShown, setRecording
   viewPid } from './facts.js';
 import { indexNear, lastAtOrBefore } from './plot.js';
 import { applySnapshot } from './snapshots.js';
-import { setState } from './status.js';
+import { cutReason, setState } from './status.js';
 import { dropProcess } from './view-select.js';
 import { loadActivity } from './activity.js';
 import { placeMarker, readoutUnlessHovered, timeAtX } from './strip.js';
@@ -44,8 +44,8 @@ export function startReplay(rec) {
   range.disabled = count < 2;
   $('tl-play').disabled = count < 2;
   $('tl-trunc').hidden = !replay.truncated;
-  $('tl-trunc').title = 'the recording was cut off: the program was killed (or crashed) before ' +
-    'stethoscope could finish the file; it ends with the last snapshot written';
+  $('tl-trunc').title = 'the recording was cut off: ' + cutReason(replay) +
+    '; it ends with the last snapshot that could be read';
   var file = String(rec.file || '');
   setText($('tl-file'), file);
   var h = rec.header || {};
