@@ -111,9 +111,9 @@ class Monitor:
             self.adopt(collector)
         if self._dump is not None:
             self._dump.install(self.note)
-        self.outlet.start()
         if self.children is not None:
             self.children.start(self.note, lambda: self.requested_mode)
+        self.outlet.start()  # last: "serving URL" is said once every part runs
         atexit.register(self._at_exit)
         if self.recording is not None:
             self.recording.start(self.stop)
