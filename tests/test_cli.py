@@ -202,3 +202,13 @@ def test_random_tokens_never_look_like_an_option() -> None:
     tokens = [new_token() for _ in range(3000)]
     assert not [t for t in tokens if t.startswith("-")]
     assert len(set(tokens)) == len(tokens) and all(len(t) == 24 for t in tokens)
+
+
+def test_run_m_of_a_module_stethoscope_imports_itself_runs_as_python_m_does() -> None:
+    """stethoscope's server imports http.server; `run -m http.server` must not make
+    runpy warn that it was found in sys.modules (`python -m http.server` does not)."""
+    plain = run_python(["-m", "http.server", "--help"])
+    run = run_cli(["run", "--port", "0", "--quiet", "-m", "http.server", "--help"])
+    assert (run.returncode, run.stdout) == (plain.returncode, plain.stdout)
+    assert plain.returncode == 0 and "usage:" in plain.stdout
+    assert run.stderr == plain.stderr == "", run.stderr

@@ -66,6 +66,14 @@ def run_module(name: str, args: list[str]) -> None:
     """Run module ``name`` as ``python -m name *args`` would. May raise SystemExit."""
     sys.argv = [name, *args]  # runpy replaces argv[0] with the module's file
     sys.path[0] = os.getcwd()
+    # A module stethoscope itself imported (http.server, by its server) would make
+    # runpy warn that it "found it in sys.modules": `python -m` alone has not
+    # imported it, so __main__ is its only copy there too; a later import makes another.
+    # (runpy warns for a plain module only; a package runs its __main__)
+    loaded = sys.modules.get(name)
+    if loaded is not None and not hasattr(loaded, "__path__") \
+            and name.partition(".")[0] != __package__:
+        del sys.modules[name]
     try:
         _call_trimmed(lambda: runpy._run_module_as_main(name, alter_argv=True))  # type: ignore[attr-defined]
     except ImportError as exc:
