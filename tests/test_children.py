@@ -94,7 +94,10 @@ if __name__ == "__main__":
         hot(N // 10)
         time.sleep(0.05)
         sys.exit(0)
-    import warnings
+    import faulthandler, warnings
+    # a hang (seen once, pool-fork on 3.11, not understood) shows every stack, not
+    # only the test's timeout
+    faulthandler.dump_traceback_later(90, exit=True)
     warnings.simplefilter("ignore", DeprecationWarning)  # fork with threads on 3.12+
     mon = stethoscope.trace(port=0, mode="{mode}", quiet=True)
     pids = children(kind)
