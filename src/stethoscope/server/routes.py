@@ -73,11 +73,6 @@ class Live(Backend, Protocol):
 
     kind: Literal["live"]
 
-    @property
-    def requested_mode(self) -> str:
-        """The mode asked for last: children are told to run in it too."""
-        ...
-
     def set_mode(self, mode: str) -> str:
         """Switch the collection mode; the mode now running. ValueError (or
         RuntimeError once stopped) with a message for a mode that cannot be asked for."""
