@@ -7,7 +7,7 @@ import tracemalloc
 import pytest
 
 from stethoscope.model import LINE_FIELDS, SCHEMA_VERSION, HeatRing, Snapshot, Store
-from stethoscope.model.snapshot import Frame, ThreadInfo
+from stethoscope.model.snapshot import EndInfo, Frame, StuckInfo, ThreadInfo, WaitStep
 
 
 class FakeClock:
@@ -97,6 +97,36 @@ def test_snapshot_round_trips_through_json() -> None:
     assert data["line_fields"] == list(LINE_FIELDS)
     assert data["files"][0]["self_total"] == 40
     assert Snapshot.from_json(snap.to_json()) == snap
+
+
+def test_waits_stuck_and_ended_round_trip_and_are_checked() -> None:
+    store = _store_with_data(FakeClock())
+    site = Frame(None, "/app/main.py", 30, "main")
+    thread = ThreadInfo(7, 70, "MainThread", False, True, True, (site,),
+                        waits=(WaitStep('server_close() joins "Thread-3"', thread=8),
+                               WaitStep("reading from 127.0.0.1:5341")))
+    store.set_threads([thread], [])
+    before = store.generation
+    store.set_stuck(StuckInfo(999.0, "server_close()", site, (8,), (), 1.0, True))
+    store.set_ended(EndInfo("exit", 3, "exited with status 3", 1001.0, "MainThread", site))
+    store.set_ended(EndInfo("signal", -15, "killed by SIGTERM", 1002.0))  # the first word stays
+    assert store.generation == before + 2
+    snap = _snap(store)
+    assert snap.ended is not None and snap.ended.code == 3
+    assert Snapshot.from_json(snap.to_json()) == snap
+    data = snap.to_dict()
+    data["ended"]["how"] = "vanished into thin air"
+    with pytest.raises(ValueError, match="ending"):
+        Snapshot.from_dict(data)
+    data = snap.to_dict()
+    data["threads"][0]["waits"][0]["thread"] = "8"
+    with pytest.raises(ValueError, match="wait thread"):
+        Snapshot.from_dict(data)
+    older = snap.to_dict()  # a schema-3 snapshot written before these fields existed
+    for key in ("stuck", "ended"):
+        del older[key]
+    del older["threads"][0]["waits"]
+    assert Snapshot.from_dict(older).threads[0].waits == ()
 
 
 def test_snapshot_from_another_schema_is_a_clear_error() -> None:

@@ -14,13 +14,16 @@ from .report import ChildReport, ReportError
 from .snapshot import (
     LINE_FIELDS,
     SCHEMA_VERSION,
+    EndInfo,
     ExitInfo,
     FileHeat,
     Frame,
     NowLine,
     ProcessInfo,
     Snapshot,
+    StuckInfo,
     ThreadInfo,
+    WaitStep,
 )
 from .store import Store
 
@@ -29,6 +32,7 @@ __all__ = [
     "LINE_FIELDS",
     "SCHEMA_VERSION",
     "ChildReport",
+    "EndInfo",
     "ExitInfo",
     "FileHeat",
     "Frame",
@@ -40,7 +44,9 @@ __all__ = [
     "ReportError",
     "Snapshot",
     "Store",
+    "StuckInfo",
     "ThreadInfo",
+    "WaitStep",
     "combine",
     "heat_for_mode",
 ]

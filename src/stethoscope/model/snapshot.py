@@ -92,6 +92,26 @@ class Frame:
 
 
 @dataclass(frozen=True, slots=True)
+class WaitStep:
+    """One link of what a thread waits for, as far as Python can know it: e.g.
+    'server_close() joins "Thread-3 (process_request_thread)"', then 'reading a
+    request line from 127.0.0.1:53412'. A step that leads to another thread or
+    process names it, so a page can link to it."""
+
+    text: str
+    thread: int | None = None  # ident of the thread (same process) this step leads to
+    pid: int | None = None  # the process this step leads to
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"text": self.text, "thread": self.thread, "pid": self.pid}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> WaitStep:
+        return cls(_str(d["text"], "wait text"), _opt(_int, d.get("thread"), "wait thread"),
+                   _opt(_int, d.get("pid"), "wait pid"))
+
+
+@dataclass(frozen=True, slots=True)
 class ThreadInfo:
     ident: int
     native_id: int | None
@@ -111,6 +131,10 @@ class ThreadInfo:
     daemon_inherited: bool = False  # non-daemon only because its creator was
     hints: tuple[str, ...] = ()  # what would stop it holding the exit
     pid: int | None = None  # the process it runs in; set in combined views
+    # What it waits for, this thread's own wait first, then along the links (the
+    # thread it joins, what that one waits for, ...); empty when it waits for nothing
+    # Python can name.
+    waits: tuple[WaitStep, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -132,6 +156,7 @@ class ThreadInfo:
             "created_at": [frame.to_dict() for frame in self.created_at],
             "daemon_inherited": self.daemon_inherited,
             "hints": list(self.hints),
+            "waits": [step.to_dict() for step in self.waits],
         }
 
     @classmethod
@@ -149,6 +174,7 @@ class ThreadInfo:
             _bool(d["daemon_inherited"], "daemon_inherited"),
             tuple(_str(h, "hint") for h in _list(d["hints"], "hints")),
             _opt(_int, d.get("pid"), "thread pid"),
+            tuple(WaitStep.from_dict(w) for w in _list(d.get("waits", []), "waits")),
         )
 
 
@@ -170,6 +196,76 @@ class ExitInfo:
         return cls(_num(d["main_finished"], "main_finished"),
                    tuple(_int(i, "blocking") for i in _list(d["blocking"], "blocking")),
                    _num(d["hang_report"], "hang_report"), _bool(d["reported"], "reported"))
+
+
+@dataclass(frozen=True, slots=True)
+class StuckInfo:
+    """The main thread waits in a call for other work to end (a join, server_close(),
+    an executor's or pool's shutdown, Future.result(), Pool.map(), ...), and that work
+    makes no progress."""
+
+    since: float  # wall-clock time the main thread was first seen in this wait
+    call: str  # the call, as the program wrote it: "server_close()", "Pool.map()"
+    site: Frame | None  # the program's line that made the call
+    blocking: tuple[int, ...]  # idents of the threads it waits for (this process)
+    processes: tuple[int, ...]  # pids of the processes it waits for
+    hang_report: float  # seconds of no progress after which the report is printed
+    reported: bool  # the report has been printed to stderr
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"since": self.since, "call": self.call,
+                "site": self.site.to_dict() if self.site is not None else None,
+                "blocking": list(self.blocking), "processes": list(self.processes),
+                "hang_report": self.hang_report, "reported": self.reported}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> StuckInfo:
+        return cls(_num(d["since"], "stuck since"), _str(d["call"], "stuck call"),
+                   Frame.from_dict(d["site"]) if d.get("site") else None,
+                   tuple(_int(i, "stuck blocking") for i in _list(d["blocking"], "blocking")),
+                   tuple(_int(i, "stuck processes")
+                         for i in _list(d["processes"], "processes")),
+                   _num(d["hang_report"], "hang_report"), _bool(d["reported"], "reported"))
+
+
+ENDINGS: tuple[str, ...] = ("return", "exit", "exception", "os._exit", "signal")
+
+
+@dataclass(frozen=True, slots=True)
+class EndInfo:
+    """How this process ended (or is ending): the way out, in one line and in parts."""
+
+    how: str  # one of ENDINGS: return (exit 0), exit (SystemExit), exception, os._exit, signal
+    code: int | None  # the exit status; -N when killed by signal N
+    text: str  # the one line said on stderr, e.g. "exited with status 3: SystemExit(3) ..."
+    time: float  # wall-clock time
+    thread: str = ""  # the thread that raised SystemExit, called os._exit or got the signal
+    raised_at: Frame | None = None  # where SystemExit/the exception was raised, os._exit called
+    reraised_at: Frame | None = None  # where it was raised again (future.result())
+    signal: str = ""  # "SIGTERM", for how == "signal"
+    abandoned: tuple[str, ...] = ()  # non-daemon threads still running (os._exit, signal)
+    skipped_atexit: int | None = None  # atexit handlers os._exit skipped
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"how": self.how, "code": self.code, "text": self.text, "time": self.time,
+                "thread": self.thread,
+                "raised_at": self.raised_at.to_dict() if self.raised_at else None,
+                "reraised_at": self.reraised_at.to_dict() if self.reraised_at else None,
+                "signal": self.signal, "abandoned": list(self.abandoned),
+                "skipped_atexit": self.skipped_atexit}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> EndInfo:
+        how = _str(d["how"], "ending how")
+        if how not in ENDINGS:
+            raise ValueError(f"unknown ending {how!r:.40}")
+        return cls(how, _opt(_int, d["code"], "ending code"), _str(d["text"], "ending text"),
+                   _num(d["time"], "ending time"), _str(d["thread"], "ending thread"),
+                   Frame.from_dict(d["raised_at"]) if d.get("raised_at") else None,
+                   Frame.from_dict(d["reraised_at"]) if d.get("reraised_at") else None,
+                   _str(d["signal"], "ending signal"),
+                   tuple(_str(n, "abandoned") for n in _list(d["abandoned"], "abandoned")),
+                   _opt(_int, d["skipped_atexit"], "skipped_atexit"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -254,12 +350,16 @@ class ProcessInfo:
     cpu: float | None = None  # percent of one core over the last second or so
     cpu_seconds: float = 0.0
     last_report: float | None = None  # wall-clock time of the last data from it
+    # How it ended, in one line, as its parent saw it ("exited with status 3",
+    # "killed by SIGKILL: the kernel's OOM killer ..."); "" while it runs.
+    ended: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return {"pid": self.pid, "ppid": self.ppid, "argv": list(self.argv), "name": self.name,
                 "method": self.method, "started": self.started, "state": self.state,
                 "exit_code": self.exit_code, "exit_how": self.exit_how, "cpu": self.cpu,
-                "cpu_seconds": self.cpu_seconds, "last_report": self.last_report}
+                "cpu_seconds": self.cpu_seconds, "last_report": self.last_report,
+                "ended": self.ended}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ProcessInfo:
@@ -269,7 +369,8 @@ class ProcessInfo:
                    _num(d["started"], "process started"), _str(d["state"], "process state"),
                    _opt(_int, d["exit_code"], "exit_code"), _str(d["exit_how"], "exit_how"),
                    _opt(_num, d["cpu"], "process cpu"), _num(d["cpu_seconds"], "cpu_seconds"),
-                   _opt(_num, d["last_report"], "last_report"))
+                   _opt(_num, d["last_report"], "last_report"),
+                   _str(d.get("ended", ""), "process ended"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -299,6 +400,10 @@ class Snapshot:
     # "process": this process's data; "combined": heat summed over all processes,
     # threads of all of them (each with its pid).
     view: str = "process"
+    # The main thread waits for work that makes no progress (None: it does not).
+    stuck: StuckInfo | None = None
+    # How this process ended, once it has (None while it runs).
+    ended: EndInfo | None = None
     schema: int = SCHEMA_VERSION
 
     def thread(self, name: str) -> ThreadInfo | None:
@@ -340,6 +445,8 @@ class Snapshot:
             "exit": self.exit.to_dict() if self.exit is not None else None,
             "processes": [p.to_dict() for p in self.processes],
             "view": self.view,
+            "stuck": self.stuck.to_dict() if self.stuck is not None else None,
+            "ended": self.ended.to_dict() if self.ended is not None else None,
         }
 
     def to_json(self) -> bytes:
@@ -382,6 +489,8 @@ class Snapshot:
             requested_mode=_str(d["requested_mode"], "requested_mode"),
             ran_windows=(_int(windows["recent"], "ran_windows"),
                          _int(windows["total"], "ran_windows")),
+            stuck=StuckInfo.from_dict(d["stuck"]) if d.get("stuck") else None,
+            ended=EndInfo.from_dict(d["ended"]) if d.get("ended") else None,
         )
 
     @classmethod

@@ -17,12 +17,14 @@ from .activity import Activity
 from .heat import HeatKind, HeatRing
 from .snapshot import (
     MAX_NOTES,
+    EndInfo,
     ExitInfo,
     FileHeat,
     LineRow,
     NowLine,
     Snapshot,
     State,
+    StuckInfo,
     ThreadInfo,
     order_files,
 )
@@ -78,6 +80,11 @@ class Store:
         self._now: tuple[NowLine, ...] = ()
         self._notes: list[str] = []
         self._exit: tuple[float, float, bool] | None = None  # finished, hang_report, reported
+        self._stuck: StuckInfo | None = None
+        self._ended: EndInfo | None = None
+        # Grows with every change to the exit, stuck or ended record: it keys the
+        # snapshot caches, so a picture built before such a change is not served after it.
+        self.generation = 0
         self._samples = 0
         self._first_sample: float | None = None
         self._last_sample: float | None = None
@@ -146,6 +153,25 @@ class Store:
     def set_exit(self, main_finished: float, hang_report: float, reported: bool) -> None:
         with self._lock:
             self._exit = (main_finished, hang_report, reported)
+            self.generation += 1
+
+    def set_stuck(self, stuck: StuckInfo | None) -> None:
+        """The main thread waits for work that makes no progress (None: no longer)."""
+        with self._lock:
+            if stuck != self._stuck:
+                self._stuck = stuck
+                self.generation += 1
+
+    def set_ended(self, ended: EndInfo) -> None:
+        """How the process ends; the first word on it is kept."""
+        with self._lock:
+            if self._ended is None:
+                self._ended = ended
+                self.generation += 1
+
+    def ended(self) -> EndInfo | None:
+        with self._lock:
+            return self._ended
 
     def note(self, message: str) -> bool:
         """Record a one-line message for the user; False if it was already there."""
@@ -205,6 +231,7 @@ class Store:
                 by_file.setdefault(fid, []).append(row)
             paths = dict(self._paths)
             threads, now, notes = self._threads, self._now, tuple(self._notes)
+            stuck, ended = self._stuck, self._ended
             exit_info = None
             if self._exit is not None:
                 blocking = tuple(t.ident for t in threads if t.alive and not t.daemon
@@ -233,4 +260,6 @@ class Store:
             threads=threads,
             notes=notes,
             exit=exit_info,
+            stuck=stuck,
+            ended=ended,
         )

@@ -36,7 +36,7 @@ class LiveBackend:
             now = time.monotonic()
             # Keyed by what changes at exit too: a build that began before stop()
             # or before the hang report (or a mode switch) must not be served after it.
-            key = (monitor.state, monitor.hang.reported, monitor.mode)
+            key = (monitor.state, monitor.hang.reported, monitor.store.generation, monitor.mode)
             cached = self._cached.get(view)
             if cached is not None and cached[1] == key and now - cached[0] < SNAPSHOT_MAX_AGE:
                 return cached[2]
