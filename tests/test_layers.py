@@ -14,18 +14,19 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "stethoscope"
 
-BASE = {"_version", "_compat", "_stderr", "_fds"}
+BASE = {"_version", "_compat", "_stderr", "_fds", "_hooks"}
 # layer -> the layers it may import
 ALLOWED: dict[str, set[str]] = {
     "_version": set(),
     "_compat": set(),
     "_stderr": set(),
     "_fds": set(),
+    "_hooks": set(),
     "files": set(),
     "config": {"files"},
     "model": set(),
     "render": {"model"},
-    "collectors": {"model", "files", "config", "_compat", "_fds"},
+    "collectors": {"model", "files", "config", "_compat", "_fds", "_hooks"},
     "server": {"model", "config", "_compat", "_stderr", "_version", "_fds"},
     "recordings": {"model", "render", "_version", "_compat", "_fds"},
     "monitor": {"collectors", "model", "server", "render", "recordings", "config", "files",
